@@ -1,0 +1,36 @@
+"""`metavsr bench KIND`: benchmark commands (measurements are commands, never timed tests).
+
+Every kind prints a table and, with --json FILE, writes the same figures as flat JSON with the
+unit in each key name (tools/bench/report.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+HELP = "run a benchmark and print its table (--json FILE for machine-readable figures)"
+
+# kind -> module exposing HELP, add_arguments(parser), run(args) -> dict of flat figures.
+KINDS: dict[str, str] = {
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="kind", metavar="KIND")
+    sub.required = True
+    for name in sorted(KINDS):
+        module = importlib.import_module(KINDS[name])
+        kind_parser = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        kind_parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+        module.add_arguments(kind_parser)
+        kind_parser.set_defaults(_bench=module)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tools.bench.report import write_json
+
+    figures = args._bench.run(args)
+    if args.json:
+        write_json(args.json, figures)
+    return 0
