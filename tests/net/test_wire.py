@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import os
-
 import pytest
 from hypothesis import given, settings, strategies as st
 
 from net import wire
 from net.wire import Command, FrameError
 
-VECTORS = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "iggy-vectors",
-                       "sdk_frames.jsonl")
-
-
-def _sdk_calls():
-    path = os.path.normpath(VECTORS)
-    if not os.path.exists(path):
-        pytest.skip(f"SDK vectors not found at {path}")
-    with open(path) as source:
-        return [json.loads(line) for line in source]
+from tests.conftest import load_sdk_calls as _sdk_calls
 
 
 def test_prepare_round_trip_with_checksums():
