@@ -1,0 +1,238 @@
+"""The `ring` journal backend: a bounded on-disk circular buffer (DESIGN section 6).
+
+Owns the file journal/ring: a redundant region of `slots` prepare headers (HEADER_SIZE bytes
+each, slot order), then `slots` fixed-size prepare slots (op mod slots; slot size = the largest
+prepare accepted). The file is preallocated and zero-filled at format, so appends only overwrite
+blocks that already exist and fdatasync never has to journal a size or extent change. Never
+writes a slot whose current op is above the released prefix (the checkpoint), and never writes
+a header before its prepare is durable.
+
+Hot path: the file is memory-mapped; append copies each frame into its slot (no syscall per
+op) and sync() is one fdatasync. Ordering, the reason a header is trustworthy: the headers of
+the prepares made durable by sync N are copied into the header region during sync N+1, so they
+reach the disk together with the next batch, one fdatasync for both. A valid header therefore
+proves its prepare was durable: a header whose slot does not verify is a fault (corrupt after
+the fact), whereas a bad slot without its header may be a torn write (cut if in the window).
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+from collections.abc import Sequence
+
+from core.check import check
+from core.storage.journal import (
+    EntryFault, Fault, Journal, Recovery, check_contiguous, classify,
+)
+from core.storage.prepare import Identity, frame_op, verify_frame, verify_header
+from net.wire import FRAME_SIZE_MAX, HEADER_SIZE
+
+RING_FILE = "ring"
+SLOTS_MAX = 1 << 20
+SLOT_SIZE_BYTES_MIN = 4096
+BLOCK_SIZE = 4096
+_ZERO_HEADER = bytes(HEADER_SIZE)
+_FORMAT_CHUNK_BYTES = 1 << 20
+
+
+def headers_region_bytes(slots: int) -> int:
+    return -(-slots * HEADER_SIZE // BLOCK_SIZE) * BLOCK_SIZE
+
+
+def file_size_bytes(slots: int, slot_size_bytes: int) -> int:
+    return headers_region_bytes(slots) + slots * slot_size_bytes
+
+
+def check_geometry(slots: int, slot_size_bytes: int) -> None:
+    check(0 < slots <= SLOTS_MAX, f"slots={slots} outside (0, {SLOTS_MAX}]")
+    check(SLOT_SIZE_BYTES_MIN <= slot_size_bytes <= FRAME_SIZE_MAX
+          and slot_size_bytes % BLOCK_SIZE == 0,
+          f"slot size {slot_size_bytes} must be a multiple of {BLOCK_SIZE} in "
+          f"[{SLOT_SIZE_BYTES_MIN}, {FRAME_SIZE_MAX}]")
+
+
+def validate_config(slots: int, checkpoint_interval_ops: int, pipeline_max: int) -> None:
+    """The ring never makes the primary wait for a slot (DESIGN section 6): between two
+    checkpoints the log grows by checkpoint_interval ops while up to 2 pipelines of ops are
+    beyond the checkpoint still held for the view change."""
+    check(checkpoint_interval_ops <= slots - 2 * pipeline_max,
+          f"checkpoint_interval={checkpoint_interval_ops} > slots={slots} - 2 x "
+          f"pipeline={pipeline_max}")
+
+
+def create(directory: str, slots: int, slot_size_bytes: int) -> None:
+    """Preallocate the ring file full of zeros (format only), fsynced."""
+    check_geometry(slots, slot_size_bytes)
+    path = os.path.join(directory, RING_FILE)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        remaining = file_size_bytes(slots, slot_size_bytes)
+        zeros = bytes(_FORMAT_CHUNK_BYTES)
+        while remaining > 0:  # real zero blocks, not a hole: later writes are overwrites
+            remaining -= os.write(fd, zeros[:min(remaining, _FORMAT_CHUNK_BYTES)])
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class RingJournal(Journal):
+    def __init__(self, directory: str, slots: int, slot_size_bytes: int, in_flight_ops_max: int):
+        check_geometry(slots, slot_size_bytes)
+        check(in_flight_ops_max < slots, "the in-flight window must fit in the ring")
+        self.slots = slots
+        self.slot_size_bytes = slot_size_bytes
+        self.in_flight_ops_max = in_flight_ops_max
+        self.path = os.path.join(directory, RING_FILE)
+        self._fd = os.open(self.path, os.O_RDWR)
+        size = os.fstat(self._fd).st_size
+        check(size == file_size_bytes(slots, slot_size_bytes),
+              f"ring file is {size} bytes, geometry says {file_size_bytes(slots, slot_size_bytes)}")
+        self._map = mmap.mmap(self._fd, size)
+        self._slots_offset = headers_region_bytes(slots)
+        self.faults: dict[int, Fault] = {}
+        self.op_min = 1
+        self.op_max = 0
+        self.released_op = 0  # slots of ops <= released_op may be overwritten
+        self._unsynced: list[tuple[int, int]] = []  # (op, slot) appended since the last sync
+        self._headers_due: list[tuple[int, int]] = []  # durable prepares awaiting their header
+
+    def _slot_offset(self, op: int) -> int:
+        return self._slots_offset + (op % self.slots) * self.slot_size_bytes
+
+    def _slot_identity(self, slot: int) -> Identity | None:
+        offset = self._slots_offset + slot * self.slot_size_bytes
+        header = verify_header(self._map, offset)
+        if header is None or header.size > self.slot_size_bytes:
+            return None
+        return verify_frame(self._map[offset:offset + header.size])
+
+    # -- recovery -------------------------------------------------------------------------
+
+    def recover(self, checkpoint_op: int) -> Recovery:
+        valid: dict[int, Identity] = {}
+        headers: dict[int, Identity] = {}
+        for slot in range(self.slots):
+            identity = self._slot_identity(slot)
+            if identity is not None and identity.op % self.slots == slot:
+                valid[identity.op] = identity
+            header = verify_header(self._map, slot * HEADER_SIZE)
+            if header is not None and header.op % self.slots == slot:
+                headers[header.op] = header
+        head = max(max(valid, default=0), max(headers, default=0))
+        # Only the last `slots` ops can still be in the ring; older ones were overwritten.
+        valid = {op: i for op, i in valid.items() if op > head - self.slots}
+        durable = {op: h.checksum for op, h in headers.items()
+                   if op > head - self.slots and (op not in valid or valid[op].checksum != h.checksum)}
+        recovery = classify(valid, durable, head, checkpoint_op, max(head - self.slots + 1, 1),
+                            self.in_flight_ops_max)
+        self.faults = {f.op: f for f in recovery.faults}
+        self.op_min, self.op_max = recovery.op_min, recovery.op_max
+        self.released_op = checkpoint_op
+        if recovery.cut_ops:
+            self._erase(recovery.cut_ops)
+        # Rewrite every redundant header that is missing or stale for a kept valid prepare
+        # (the last batch's headers are always due, see the module docstring).
+        repaired = 0
+        for op in range(self.op_min, self.op_max + 1):
+            if op in valid and op not in self.faults:
+                offset = (op % self.slots) * HEADER_SIZE
+                slot_header = self._map[self._slot_offset(op):self._slot_offset(op) + HEADER_SIZE]
+                if self._map[offset:offset + HEADER_SIZE] != slot_header:
+                    self._map[offset:offset + HEADER_SIZE] = slot_header
+                    repaired += 1
+        os.fdatasync(self._fd)
+        return Recovery(recovery.op_min, recovery.op_max, recovery.faults, recovery.cut_ops,
+                        repaired)
+
+    def _erase(self, ops: Sequence[int]) -> None:
+        """Zero the header and the slot's frame header of each op: no longer a valid entry."""
+        for op in ops:
+            header_offset = (op % self.slots) * HEADER_SIZE
+            slot_offset = self._slot_offset(op)
+            self._map[header_offset:header_offset + HEADER_SIZE] = _ZERO_HEADER
+            self._map[slot_offset:slot_offset + HEADER_SIZE] = _ZERO_HEADER
+
+    # -- the hot path ------------------------------------------------------------------------
+
+    def append(self, frames: Sequence[bytes]) -> None:
+        first = self.op_max + 1
+        check_contiguous(first, [frame_op(f) for f in frames], len(frames))
+        last = first + len(frames) - 1
+        check(last - self.slots <= self.released_op,
+              f"op {last} would overwrite op {last - self.slots} above the checkpoint "
+              f"{self.released_op}: checkpoint_interval too large for {self.slots} slots")
+        mapping = self._map
+        for op, frame in enumerate(frames, first):
+            check(len(frame) <= self.slot_size_bytes, f"prepare of {len(frame)} bytes > slot")
+            offset = self._slot_offset(op)
+            mapping[offset:offset + len(frame)] = frame
+            self._unsynced.append((op, op % self.slots))
+        self.op_max = last
+        self.op_min = max(self.op_min, last - self.slots + 1)
+
+    def sync(self) -> int:
+        mapping = self._map
+        slots_offset = self._slots_offset
+        for op, slot in self._headers_due:
+            source = slots_offset + slot * self.slot_size_bytes
+            mapping[slot * HEADER_SIZE:(slot + 1) * HEADER_SIZE] = mapping[source:source + HEADER_SIZE]
+        os.fdatasync(self._fd)
+        self._headers_due = self._unsynced
+        self._unsynced = []
+        return self.op_max
+
+    # -- reads --------------------------------------------------------------------------------
+
+    def read(self, op: int) -> bytes | None:
+        if op in self.faults:
+            raise EntryFault(op, self.faults[op].reason)
+        if not (self.op_min <= op <= self.op_max):
+            return None
+        identity = self._slot_identity(op % self.slots)
+        if identity is None or identity.op != op:
+            self.faults[op] = Fault(op, None, "corrupt when read")
+            raise EntryFault(op, "corrupt when read")
+        offset = self._slot_offset(op)
+        return self._map[offset:offset + identity.size]
+
+    # -- truncation and repair --------------------------------------------------------------
+
+    def truncate_prefix(self, op: int) -> None:
+        # Nothing to delete: released slots are simply overwritten later, at no cost.
+        self.released_op = max(self.released_op, op)
+        if op > self.op_max:
+            # A checkpoint installed past our log: appends restart after it.
+            self.op_max = op
+            self.op_min = op + 1
+        for faulty in [f for f in self.faults if f <= op]:
+            del self.faults[faulty]
+
+    def truncate_suffix(self, op: int) -> None:
+        check(op >= self.op_min - 1, f"truncate_suffix({op}) below op_min {self.op_min}")
+        self._erase(range(op + 1, self.op_max + 1))
+        os.fdatasync(self._fd)
+        self._unsynced = [(o, s) for o, s in self._unsynced if o <= op]
+        self._headers_due = [(o, s) for o, s in self._headers_due if o <= op]
+        for faulty in [f for f in self.faults if f > op]:
+            del self.faults[faulty]
+        self.op_max = min(self.op_max, op)
+
+    def repair(self, frame: bytes) -> None:
+        identity = verify_frame(frame)
+        check(identity is not None, "repair frame does not verify")
+        fault = self.faults.get(identity.op)
+        check(fault is not None, f"op {identity.op} is not a fault")
+        check(fault.expected_checksum in (None, identity.checksum), "repair frame is another prepare")
+        check(identity.size <= self.slot_size_bytes, "repair frame larger than a slot")
+        offset = self._slot_offset(identity.op)
+        self._map[offset:offset + identity.size] = frame
+        os.fdatasync(self._fd)  # the prepare is durable before its header, as on append
+        header_offset = (identity.op % self.slots) * HEADER_SIZE
+        self._map[header_offset:header_offset + HEADER_SIZE] = frame[:HEADER_SIZE]
+        os.fdatasync(self._fd)
+        del self.faults[identity.op]
+
+    def close(self) -> None:
+        self._map.close()
+        os.close(self._fd)
