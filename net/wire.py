@@ -72,6 +72,8 @@ class Command(enum.IntEnum):
     PEER_HELLO = 20
     PEER_CHALLENGE = 21
     PEER_AUTH = 22
+    # A backup's answer to a commit heartbeat: confirms the primary's view for read-index.
+    COMMIT_ACK = 23
 
 
 # Common part: checksum and checksum_body are u64 zero-extended to 16 bytes.
@@ -96,11 +98,13 @@ COMMAND_LAYOUTS: dict[Command, tuple[str, tuple[str, ...]]] = {
     Command.PONG: ("QQ112x", ("ping_timestamp", "pong_timestamp")),
     Command.PING_CLIENT: ("128x", ()),
     Command.PONG_CLIENT: ("128x", ()),
-    # Iggy client request, byte for byte as the SDK fills it (iggy-protocol.md 2.1).
+    # Iggy client request, byte for byte as the SDK fills it (iggy-protocol.md 2.1). The SDK
+    # leaves bytes 200.. zero; metavsr's own client sets `consistency` there (0 = linearizable,
+    # 1 = stale read from any replica), so an Iggy SDK always gets linearizable reads.
     Command.REQUEST: (
-        "16sQ8xQQB7xQII56x",
+        "16sQ8xQQB7xQIIB55x",
         ("client", "request_checksum", "timestamp", "request", "operation", "session",
-         "user_id", "code"),
+         "user_id", "code", "consistency"),
     ),
     # Iggy reply (iggy-protocol.md 2.2).
     Command.REPLY: (
@@ -122,11 +126,15 @@ COMMAND_LAYOUTS: dict[Command, tuple[str, tuple[str, ...]]] = {
         "Q8xQQQ88x",
         ("prepare_checksum", "op", "commit", "checkpoint_op"),
     ),
+    # `heartbeat` numbers the primary's heartbeat rounds; backups echo it in COMMIT_ACK so
+    # one quorum round confirms primacy for every read-index read waiting on it.
     Command.COMMIT: (
-        "QQ8xQQ88x",
-        ("commit", "commit_checksum", "timestamp_monotonic", "checkpoint_op"),
+        "QQ8xQQQ80x",
+        ("commit", "commit_checksum", "timestamp_monotonic", "checkpoint_op", "heartbeat"),
     ),
+    Command.COMMIT_ACK: ("QQ112x", ("heartbeat", "commit")),
     Command.START_VIEW_CHANGE: ("128x", ()),
+    # Body: the sender's chain-verified prepare headers (256 bytes each), newest last.
     Command.DO_VIEW_CHANGE: (
         "I4xQQQ96x",
         ("log_view", "op", "commit", "checkpoint_op"),
@@ -314,6 +322,15 @@ def decode_client_frame(buf: bytes | bytearray | memoryview, body_size_max: int)
     if header.request_checksum and header.request_checksum != _xxh3_64(body):
         raise FrameError("request_checksum mismatch")
     return header, body
+
+
+def header_checksum_ok(buf: bytes | bytearray | memoryview) -> bool:
+    """True when a standalone 256-byte header (say, one of a start_view's headers) matches
+    its own checksum; the body is not covered (it may be absent)."""
+    if len(buf) < HEADER_SIZE:
+        return False
+    (stored,) = struct.unpack_from("<Q", buf, 0)
+    return stored == _header_checksum(buf, buf[_COMMAND_OFFSET])
 
 
 def frame_checksum(frame: bytes | bytearray | memoryview) -> int:
