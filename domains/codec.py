@@ -1,0 +1,214 @@
+"""Iggy's binary payload primitives (iggy-protocol.md section 7) shared by the domain codecs.
+
+Owns: the bounds-checked `Reader` over a request body, the name8 / Identifier / options-TLV
+layouts in both directions, and the fixed-width packers. Every decoding failure is a
+`DomainError` (INVALID_FORMAT unless a more precise code applies), whatever the bytes. Must
+never import net/: the domains own the encodings of their own payloads.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from domains.errors import (
+    INVALID_FORMAT,
+    INVALID_IDENTIFIER,
+    INVALID_OPTION_VALUE,
+    OPTIONS_LIMITS_EXCEEDED,
+    UNSUPPORTED_OPTION_KEY,
+    DomainError,
+)
+
+U8 = struct.Struct("<B")
+U32 = struct.Struct("<I")
+U64 = struct.Struct("<Q")
+U32_MAX = (1 << 32) - 1
+U64_MAX = (1 << 64) - 1
+
+ID_NUMERIC = 1
+ID_STRING = 2
+NAME_MAX = 255
+
+# Options TLV bounds (iggy-protocol.md section 7).
+OPTION_PAIRS_MAX = 1024
+OPTIONS_BYTES_MAX = 100_000
+OPTION_KEY_KIND_STRING = 2
+KIND_RAW, KIND_STRING, KIND_BOOL = 1, 2, 3
+# value kind -> exact width in bytes (None: 1..255 bytes of any content).
+VALUE_WIDTH: dict[int, int | None] = {
+    1: None, 2: None, 3: 1, 4: 1, 5: 2, 6: 4, 7: 8, 8: 16,
+    9: 1, 10: 2, 11: 4, 12: 8, 13: 16, 14: 4, 15: 8,
+}
+
+Identifier = int | str
+
+
+class Reader:
+    """Sequential little-endian reads over one body; overruns raise INVALID_FORMAT."""
+
+    __slots__ = ("buf", "pos")
+
+    def __init__(self, buf: bytes) -> None:
+        self.buf = buf
+        self.pos = 0
+
+    def take(self, n: int) -> bytes:
+        pos = self.pos
+        end = pos + n
+        if end > len(self.buf):
+            raise DomainError(INVALID_FORMAT)
+        self.pos = end
+        return self.buf[pos:end]
+
+    def u8(self) -> int:
+        pos = self.pos
+        if pos >= len(self.buf):
+            raise DomainError(INVALID_FORMAT)
+        self.pos = pos + 1
+        return self.buf[pos]
+
+    def u32(self) -> int:
+        pos = self.pos
+        if pos + 4 > len(self.buf):
+            raise DomainError(INVALID_FORMAT)
+        self.pos = pos + 4
+        return U32.unpack_from(self.buf, pos)[0]
+
+    def u64(self) -> int:
+        pos = self.pos
+        if pos + 8 > len(self.buf):
+            raise DomainError(INVALID_FORMAT)
+        self.pos = pos + 8
+        return U64.unpack_from(self.buf, pos)[0]
+
+    def flag(self) -> bool:
+        value = self.u8()
+        if value > 1:
+            raise DomainError(INVALID_FORMAT)
+        return value == 1
+
+    def name8(self, low: int, high: int, error: int) -> str:
+        """A `[len u8][UTF-8]` name whose length must be in low..high, else `error`."""
+        raw = self.take(self.u8())
+        if not low <= len(raw) <= high:
+            raise DomainError(error)
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise DomainError(error) from None
+
+    def bytes8(self, low: int, high: int, error: int) -> bytes:
+        raw = self.take(self.u8())
+        if not low <= len(raw) <= high:
+            raise DomainError(error)
+        return raw
+
+    def identifier(self) -> Identifier:
+        kind = self.u8()
+        size = self.u8()
+        raw = self.take(size)
+        if kind == ID_NUMERIC:
+            if size != 4:
+                raise DomainError(INVALID_IDENTIFIER)
+            return U32.unpack(raw)[0]
+        if kind == ID_STRING and size >= 1:
+            try:
+                return raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise DomainError(INVALID_IDENTIFIER) from None
+        raise DomainError(INVALID_IDENTIFIER)
+
+    def rest(self) -> bytes:
+        data = self.buf[self.pos:]
+        self.pos = len(self.buf)
+        return data
+
+    def end(self) -> None:
+        if self.pos != len(self.buf):
+            raise DomainError(INVALID_FORMAT)
+
+
+def name8(name: str) -> bytes:
+    raw = name.encode("utf-8")
+    return bytes((len(raw),)) + raw
+
+
+def bytes8(raw: bytes) -> bytes:
+    return bytes((len(raw),)) + raw
+
+
+def identifier(ident: Identifier) -> bytes:
+    if isinstance(ident, int):
+        return b"\x01\x04" + U32.pack(ident)
+    raw = ident.encode("utf-8")
+    return bytes((ID_STRING, len(raw))) + raw
+
+
+# ---- options TLV -------------------------------------------------------------------------
+# An options map is held as a dict key(str) -> (kind, value bytes); its canonical encoding is
+# the pairs sorted bytewise by key, which is also the order the SDK sends.
+
+Options = dict[str, tuple[int, bytes]]
+
+
+def decode_options(raw: bytes) -> Options:
+    """Decode a request's options block (pairs to the end of `raw`), checking every bound."""
+    if len(raw) > OPTIONS_BYTES_MAX:
+        raise DomainError(OPTIONS_LIMITS_EXCEEDED)
+    reader = Reader(raw)
+    options: Options = {}
+    while reader.pos < len(raw):
+        if len(options) >= OPTION_PAIRS_MAX:
+            raise DomainError(OPTIONS_LIMITS_EXCEEDED)
+        key_kind = reader.u8()
+        key_raw = reader.take(reader.u32())
+        value_kind = reader.u8()
+        value = reader.take(reader.u32())
+        if key_kind != OPTION_KEY_KIND_STRING:
+            raise DomainError(UNSUPPORTED_OPTION_KEY)
+        if not 1 <= len(key_raw) <= NAME_MAX or not 1 <= len(value) <= NAME_MAX:
+            raise DomainError(OPTIONS_LIMITS_EXCEEDED)
+        try:
+            key = key_raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise DomainError(UNSUPPORTED_OPTION_KEY) from None
+        if key in options:
+            raise DomainError(OPTIONS_LIMITS_EXCEEDED)
+        width = VALUE_WIDTH.get(value_kind, -1)
+        if width == -1 or (width is not None and len(value) != width):
+            raise DomainError(INVALID_OPTION_VALUE)
+        if value_kind == KIND_BOOL and value[0] > 1:
+            raise DomainError(INVALID_OPTION_VALUE)
+        if value_kind == KIND_STRING:
+            try:
+                value.decode("utf-8")
+            except UnicodeDecodeError:
+                raise DomainError(INVALID_OPTION_VALUE) from None
+        options[key] = (value_kind, value)
+    return options
+
+
+def encode_options(options: Options) -> bytes:
+    """The canonical pairs (sorted bytewise by key), without a length prefix."""
+    parts = []
+    for key in sorted(options, key=str.encode):
+        kind, value = options[key]
+        key_raw = key.encode("utf-8")
+        parts.append(b"\x02" + U32.pack(len(key_raw)) + key_raw + bytes((kind,))
+                     + U32.pack(len(value)) + value)
+    return b"".join(parts)
+
+
+def merge_options(base: Options, patch: Options) -> Options:
+    merged = dict(base)
+    merged.update(patch)
+    if len(merged) > OPTION_PAIRS_MAX or len(encode_options(merged)) > OPTIONS_BYTES_MAX:
+        raise DomainError(OPTIONS_LIMITS_EXCEEDED)
+    return merged
+
+
+def string_options_only(options: Options) -> None:
+    """Free-form options (streams, users, topic extras) must be String-valued."""
+    for kind, _ in options.values():
+        if kind != KIND_STRING:
+            raise DomainError(UNSUPPORTED_OPTION_KEY)

@@ -1,0 +1,349 @@
+"""MuxStateMachine: the one state machine the owner applies every committed operation to.
+
+Owns: dispatch of operations and reads to the domains (sessions, streams, users), the
+exactly-once client table protocol, the cross-domain cascades (each validated against every
+domain it touches before any domain changes), and the composite checkpoint (sections, digest).
+Must never do I/O, read a clock, hash a secret, or import net/: everything it needs comes in
+as arguments (see domains/__init__.py for the interface contract).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import xxhash
+
+from core.check import check
+from domains import operations as O
+from domains import sessions as sessions_mod
+from domains import sessions_wire
+from domains import streams_section, users_section
+from domains import streams_wire as sw
+from domains import users_wire as uw
+from domains.codec import Identifier, identifier, name8
+from domains.errors import (
+    FEATURE_UNAVAILABLE,
+    INVALID_COMMAND,
+    INVALID_CREDENTIALS,
+    REQUEST_ALREADY_APPLIED,
+    STALE_CLIENT,
+    UNAUTHENTICATED,
+    DomainError,
+)
+from domains.sessions import CLIENTS_MAX, SessionsDomain
+from domains.streams import StreamsDomain
+from domains.users import UsersDomain
+from domains.users_wire import STATUS_ACTIVE
+
+MEMBER_ID_MASK = (1 << 32) - 1
+
+SECTION_VERSIONS = {
+    "sessions": sessions_mod.SESSIONS_SECTION_VERSION,
+    "streams": streams_section.STREAMS_SECTION_VERSION,
+    "users": users_section.USERS_SECTION_VERSION,
+}
+
+
+def _canonical(decode: Callable, encode: Callable) -> Callable[[bytes], bytes]:
+    return lambda body: encode(*decode(body))
+
+
+def _ids(count: int) -> Callable[[bytes], bytes]:
+    return lambda body: sw.encode_ids(*sw.decode_ids(body, count))
+
+
+def _refuse(code: int) -> Callable[[bytes], bytes]:
+    def refuse(body: bytes) -> bytes:
+        raise DomainError(code)
+    return refuse
+
+
+def _empty(body: bytes) -> bytes:
+    uw.decode_empty(body)
+    return b""
+
+
+def _register(body: bytes) -> bytes:
+    user_id, token_hash = sessions_wire.decode_register(body)
+    return sessions_wire.encode_register(user_id, token_hash)
+
+
+def _create_user(body: bytes) -> bytes:
+    return uw.encode_create_user(*uw.decode_create_user(body))
+
+
+def _change_password(body: bytes) -> bytes:
+    return uw.encode_change_password(*uw.decode_change_password(body))
+
+
+def _create_token(body: bytes) -> bytes:
+    return uw.encode_create_token(*uw.decode_create_token(body))
+
+
+def _delete_token(body: bytes) -> bytes:
+    return name8(uw.decode_delete_token(body))
+
+
+def _delete_user(body: bytes) -> bytes:
+    return identifier(uw.decode_user_id(body))
+
+
+# operation -> static check returning the canonical log body (post-admission form).
+ADMIT: dict[int, Callable[[bytes], bytes]] = {
+    O.REGISTER: _register,
+    O.LOGOUT: _empty,
+    O.CREATE_STREAM: _canonical(sw.decode_create_stream, sw.encode_create_stream),
+    O.UPDATE_STREAM: _canonical(sw.decode_update_stream, sw.encode_update_stream),
+    O.DELETE_STREAM: _ids(1),
+    O.PURGE_STREAM: _ids(1),
+    O.CREATE_TOPIC: _canonical(sw.decode_create_topic, sw.encode_create_topic),
+    O.UPDATE_TOPIC: _canonical(sw.decode_update_topic, sw.encode_update_topic),
+    O.DELETE_TOPIC: _ids(2),
+    O.PURGE_TOPIC: _ids(2),
+    O.CREATE_PARTITIONS: _canonical(sw.decode_partitions, sw.encode_partitions),
+    O.DELETE_PARTITIONS: _canonical(sw.decode_partitions, sw.encode_partitions),
+    O.DELETE_SEGMENTS: _refuse(FEATURE_UNAVAILABLE),
+    O.CREATE_CONSUMER_GROUP: _canonical(sw.decode_create_group, sw.encode_create_group),
+    O.DELETE_CONSUMER_GROUP: _ids(3),
+    O.JOIN_CONSUMER_GROUP: _ids(3),
+    O.LEAVE_CONSUMER_GROUP: _ids(3),
+    O.CREATE_USER: _create_user,
+    O.UPDATE_USER: _canonical(uw.decode_update_user, uw.encode_update_user),
+    O.DELETE_USER: _delete_user,
+    O.CHANGE_PASSWORD: _change_password,
+    O.UPDATE_PERMISSIONS: _canonical(uw.decode_update_permissions, uw.encode_update_permissions),
+    O.CREATE_PAT: _create_token,
+    O.DELETE_PAT: _delete_token,
+}
+
+
+class MuxStateMachine:
+    """The composite state; see domains/__init__.py for the contract of each method."""
+
+    def __init__(self, root_password_hash: bytes = b"", root_username: str = "iggy",
+                 clients_max: int = CLIENTS_MAX) -> None:
+        check(len(root_password_hash) <= uw.HASH_MAX, "root password hash too long")
+        self.sessions = SessionsDomain(clients_max)
+        self.streams = StreamsDomain()
+        self.users = UsersDomain(root_username, root_password_hash)
+        self._sections: dict[str, tuple[int, bytes]] = {}
+        self._bind()
+
+    def _bind(self) -> None:
+        """Build the dispatch tables over the current domain objects (again after restore)."""
+        s, u = self.streams, self.users
+        # operation -> handler(perms, timestamp, client, session, user_id, body) -> result
+        self._writes: dict[int, Callable[..., bytes]] = {
+            O.CREATE_STREAM: lambda p, ts, c, se, u_, b: s.create_stream(p, ts, b),
+            O.UPDATE_STREAM: lambda p, ts, c, se, u_, b: s.update_stream(p, b),
+            O.DELETE_STREAM: lambda p, ts, c, se, u_, b: self._delete_stream(p, b),
+            O.PURGE_STREAM: lambda p, ts, c, se, u_, b: s.purge_stream(p, b),
+            O.CREATE_TOPIC: lambda p, ts, c, se, u_, b: s.create_topic(p, ts, b),
+            O.UPDATE_TOPIC: lambda p, ts, c, se, u_, b: s.update_topic(p, b),
+            O.DELETE_TOPIC: lambda p, ts, c, se, u_, b: self._delete_topic(p, b),
+            O.PURGE_TOPIC: lambda p, ts, c, se, u_, b: s.purge_topic(p, b),
+            O.CREATE_PARTITIONS: lambda p, ts, c, se, u_, b: s.create_partitions(p, ts, b),
+            O.DELETE_PARTITIONS: lambda p, ts, c, se, u_, b: s.delete_partitions(p, b),
+            O.CREATE_CONSUMER_GROUP: lambda p, ts, c, se, u_, b: s.create_group(p, b),
+            O.DELETE_CONSUMER_GROUP: lambda p, ts, c, se, u_, b: s.delete_group(p, b),
+            O.JOIN_CONSUMER_GROUP:
+                lambda p, ts, c, se, u_, b: s.join_group(p, b, c, se & MEMBER_ID_MASK),
+            O.LEAVE_CONSUMER_GROUP: lambda p, ts, c, se, u_, b: s.leave_group(p, b, c),
+            O.CREATE_USER: lambda p, ts, c, se, u_, b: u.create_user(p, ts, b),
+            O.UPDATE_USER: lambda p, ts, c, se, u_, b: u.update_user(p, b),
+            O.DELETE_USER: lambda p, ts, c, se, u_, b: self._delete_user(p, b),
+            O.CHANGE_PASSWORD: lambda p, ts, c, se, u_, b: u.change_password(p, u_, b),
+            O.UPDATE_PERMISSIONS: lambda p, ts, c, se, u_, b: u.update_permissions(p, b),
+            O.CREATE_PAT: lambda p, ts, c, se, u_, b: u.create_token(u_, ts, b),
+            O.DELETE_PAT: lambda p, ts, c, se, u_, b: u.delete_token(u_, b),
+        }
+        # read code -> handler(perms, user_id, body) -> result
+        self._reads: dict[int, Callable[..., bytes]] = {
+            O.GET_STREAM: lambda p, u_, b: s.get_stream(p, b),
+            O.GET_STREAMS: lambda p, u_, b: s.get_streams(p, b),
+            O.GET_TOPIC: lambda p, u_, b: s.get_topic(p, b),
+            O.GET_TOPICS: lambda p, u_, b: s.get_topics(p, b),
+            O.GET_CONSUMER_GROUP: lambda p, u_, b: s.get_group(p, b),
+            O.GET_CONSUMER_GROUPS: lambda p, u_, b: s.get_groups(p, b),
+            O.GET_USER: lambda p, u_, b: u.get_user(p, u_, b),
+            O.GET_USERS: lambda p, u_, b: u.get_users(p, b),
+            O.GET_PATS: lambda p, u_, b: u.get_tokens(u_, b),
+        }
+
+    # ---- admission helpers -----------------------------------------------------------
+    @staticmethod
+    def admit(operation: int, body: bytes) -> bytes:
+        admit = ADMIT.get(operation)
+        if admit is None:
+            raise DomainError(INVALID_COMMAND)
+        return admit(body)
+
+    def user_credentials(self, user: Identifier) -> tuple[int, int, bytes] | None:
+        """(user_id, status, password_hash) of a user by id or username, for admission."""
+        found = self.users.find(user)
+        return None if found is None else (found.id, found.status, found.password_hash)
+
+    def token_owner(self, token_hash: bytes) -> tuple[int, int] | None:
+        """(user_id, expiry_at µs; 0 = never) of a token by its hash, for admission."""
+        owner = self.users.token_owners.get(token_hash)
+        if owner is None:
+            return None
+        user_id, name = owner
+        return user_id, self.users.users[user_id].tokens[name][1]
+
+    def lookup_session(self, client: bytes, session: int) -> int | None:
+        entry = self.sessions.get(client)
+        if entry is None or entry.session != session:
+            return None
+        return entry.user_id
+
+    def client_reply(self, client: bytes, request: int) -> tuple[int, bytes] | None:
+        entry = self.sessions.get(client)
+        if entry is None or request > entry.request:
+            return None
+        if request == entry.request:
+            return entry.status, entry.reply
+        return REQUEST_ALREADY_APPLIED, b""
+
+    # ---- apply -----------------------------------------------------------------------
+    def apply(self, op: int, timestamp_us: int, client: bytes, session: int, request: int,
+              user_id: int, operation: int, body: bytes) -> tuple[int, bytes]:
+        sessions = self.sessions
+        check(op > sessions.op, "ops are applied in increasing order")
+        sessions.op = op
+        sessions.dirty = True
+        if operation == O.REGISTER:
+            return self._register(op, timestamp_us, client, body)
+        entry = sessions.clients.get(client)
+        if entry is None:
+            return UNAUTHENTICATED, b""
+        if entry.session != session:
+            return STALE_CLIENT, b""
+        if request <= entry.request:
+            # A duplicate that reached the log: answered, never applied twice.
+            if request == entry.request:
+                return entry.status, entry.reply
+            return REQUEST_ALREADY_APPLIED, b""
+        if operation == O.LOGOUT:
+            self.streams.leave_all(client)
+            sessions.end(client)
+            return 0, b""
+        handler = self._writes.get(operation)
+        try:
+            if handler is None:
+                raise DomainError(INVALID_COMMAND)
+            perms = self.users.acting(user_id)
+            status, reply = 0, handler(perms, timestamp_us, client, session, user_id, body)
+        except DomainError as error:
+            status, reply = error.code, b""
+        if client in sessions.clients:  # absent when the op ended its own session
+            sessions.record(entry, request, status, reply)
+        return status, reply
+
+    def _register(self, op: int, timestamp: int, client: bytes, body: bytes) -> tuple[int, bytes]:
+        existing = self.sessions.get(client)
+        if existing is not None:
+            # Clients never re-register under the same id, so this is a retried Register.
+            if existing.request == 0:
+                return existing.status, existing.reply
+            return REQUEST_ALREADY_APPLIED, b""
+        try:
+            user_id, token_hash = sessions_wire.decode_register(body)
+        except DomainError as error:
+            return error.code, b""
+        user = self.users.users.get(user_id)
+        if user is None or user.status != STATUS_ACTIVE:
+            return INVALID_CREDENTIALS, b""
+        if token_hash is not None:
+            owner = self.users.token_owners.get(token_hash)
+            if owner is None or owner[0] != user_id:
+                return INVALID_CREDENTIALS, b""
+            expiry_at = user.tokens[owner[1]][1]
+            if expiry_at and expiry_at <= timestamp:
+                return INVALID_CREDENTIALS, b""
+        evict = self.sessions.oldest_if_full(client)
+        if evict is not None:
+            self.streams.leave_all(evict)
+            self.sessions.end(evict)
+        entry = self.sessions.register(client, op, user_id)
+        reply = sessions_wire.register_result(user_id, op)
+        self.sessions.record(entry, 0, 0, reply)
+        return 0, reply
+
+    # ---- cascades: validate against every domain, then change ------------------------
+    def _delete_stream(self, perms, body: bytes) -> bytes:
+        stream = self.streams.prepare_delete_stream(perms, body)
+        self.users.prepare_forget_stream(stream.id)
+        self.streams.delete_stream(stream)
+        self.users.forget_stream(stream.id)
+        return b""
+
+    def _delete_topic(self, perms, body: bytes) -> bytes:
+        stream, topic = self.streams.prepare_delete_topic(perms, body)
+        self.users.prepare_forget_stream(stream.id)
+        self.streams.delete_topic(stream, topic)
+        self.users.forget_topic(stream.id, topic.id)
+        return b""
+
+    def _delete_user(self, perms, body: bytes) -> bytes:
+        user = self.users.prepare_delete_user(perms, body)
+        clients = self.sessions.clients_of(user.id)
+        for client in clients:
+            self.streams.leave_all(client)
+            self.sessions.end(client)
+        self.users.delete_user(user)
+        return b""
+
+    # ---- reads -----------------------------------------------------------------------
+    def query(self, code: int, body: bytes, user_id: int) -> tuple[int, bytes]:
+        handler = self._reads.get(code)
+        if handler is None:
+            return INVALID_COMMAND, b""
+        try:
+            return 0, handler(self.users.acting(user_id), user_id, body)
+        except DomainError as error:
+            return error.code, b""
+
+    def counts(self) -> dict[str, int]:
+        """Catalogue sizes (for stats): streams, topics, partitions, groups, users, clients."""
+        streams = self.streams
+        return {
+            "streams": len(streams.streams),
+            "topics": sum(len(s.topics) for s in streams.streams.values()),
+            "partitions": streams.partitions_total,
+            "consumer_groups": streams.groups_total,
+            "users": len(self.users.users),
+            "clients": len(self.sessions.clients),
+        }
+
+    # ---- checkpoint ------------------------------------------------------------------
+    def snapshot(self) -> dict[str, tuple[int, bytes]]:
+        encoders = (("sessions", self.sessions, sessions_mod.encode),
+                    ("streams", self.streams, streams_section.encode),
+                    ("users", self.users, users_section.encode))
+        for name, domain, encode in encoders:
+            if domain.dirty or name not in self._sections:
+                self._sections[name] = (SECTION_VERSIONS[name], encode(domain))
+                domain.dirty = False
+        return dict(self._sections)
+
+    def restore(self, sections: dict[str, tuple[int, bytes]]) -> None:
+        check(set(sections) == set(SECTION_VERSIONS), "checkpoint sections do not match")
+        for name, (version, _) in sections.items():
+            check(version == SECTION_VERSIONS[name], f"unknown {name} section version {version}")
+        sessions = sessions_mod.decode(sections["sessions"][1], self.sessions.clients_max)
+        streams = streams_section.decode(sections["streams"][1])
+        users = users_section.decode(sections["users"][1])
+        for client in streams.memberships:
+            check(client in sessions.clients, "a group member without a session")
+        self.sessions, self.streams, self.users = sessions, streams, users
+        self._sections = dict(sections)
+        self._bind()
+
+    def digest(self) -> bytes:
+        hasher = xxhash.xxh3_128()
+        for name, (version, data) in sorted(self.snapshot().items()):
+            hasher.update(name.encode() + version.to_bytes(4, "little")
+                          + len(data).to_bytes(8, "little"))
+            hasher.update(data)
+        return hasher.digest()
