@@ -1,0 +1,337 @@
+"""`metavsr bench ring`: the shared-memory ring against multiprocessing.Pipe and a socketpair.
+
+Throughput: 200-byte records from one process to another, one record at a time and in batches of
+64 (a batch is one push_batch, one Pipe message, one socket message), every transport measured
+in the same run between two real processes. Latency: ring round trips (ping-pong through two
+rings and two doorbells) with the consumer polling for poll_us before it sleeps, and sleeping at
+once, next to a Pipe round trip. Each figure is the median of --repeat runs.
+
+Time is taken with perf_counter (CLOCK_MONOTONIC, one clock for every process on Linux): from
+just before the producer's first send to the consumer's last receive.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import socket
+import statistics
+import struct
+import time
+from collections.abc import Callable
+
+from shm.doorbell import SemaphoreDoorbell
+from shm.naming import doorbell_name, remove_stale, ring_name
+from shm.ring import Ring, RingConsumer, RingProducer
+from tools.bench.report import print_table
+
+HELP = "records/s and round-trip latency of the shm ring vs multiprocessing.Pipe and a socketpair"
+
+RECORD_BYTES = 200
+BATCH_RECORDS = 64
+RING_CAPACITY_BYTES = 1 << 20
+RING_RECORD_SIZE_MAX = 4096
+POLL_US_DEFAULT = 50
+# Generous: these deadlines only turn a wedged benchmark into an error instead of a hang.
+FULL_TIMEOUT_S = 10.0
+WAIT_TIMEOUT_S = 1.0
+RESULT_TIMEOUT_S = 120.0
+_LENGTH = struct.Struct("<I")
+_FORK = multiprocessing.get_context("fork")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--records", type=int, default=1_000_000,
+                        help="records per throughput run (default 1,000,000; ~20 s in all)")
+    parser.add_argument("--roundtrips", type=int, default=20_000,
+                        help="round trips per latency run (default 20,000)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per figure; the median is shown")
+    parser.add_argument("--poll-us", type=int, default=POLL_US_DEFAULT,
+                        help=f"consumer poll budget before sleeping (default {POLL_US_DEFAULT})")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, for CI: checks it runs")
+
+
+def run(args: argparse.Namespace) -> dict[str, float]:
+    records, roundtrips = (20_000, 500) if args.smoke else (args.records, args.roundtrips)
+    if records < BATCH_RECORDS or roundtrips < 1 or args.repeat < 1:
+        raise SystemExit("bench ring: --records >= 64, --roundtrips >= 1 and --repeat >= 1")
+    records -= records % BATCH_RECORDS
+    cluster_id = os.getpid()  # a cluster id of our own: concurrent runs never share names
+    remove_stale(cluster_id, 0)
+    try:
+        figures = _measure(cluster_id, records, roundtrips, args.repeat, args.poll_us)
+    finally:
+        remove_stale(cluster_id, 0)
+    _print(figures, records, args.poll_us)
+    return figures
+
+
+def _measure(cluster_id: int, records: int, roundtrips: int, repeat: int, poll_us: int) -> dict[str, float]:
+    def median(measure: Callable[[], float]) -> float:
+        return statistics.median(measure() for _ in range(repeat))
+
+    figures: dict[str, float] = {"record_bytes": RECORD_BYTES, "records": records,
+                                 "ring_poll_budget_us": poll_us}
+    for mode, batch in (("single", 1), ("batch64", BATCH_RECORDS)):
+        figures[f"ring_{mode}_records_per_s"] = median(lambda: _ring_rate(cluster_id, records, batch, poll_us))
+        figures[f"pipe_{mode}_records_per_s"] = median(lambda: _pipe_rate(records, batch))
+        figures[f"socketpair_{mode}_records_per_s"] = median(lambda: _socket_rate(records, batch))
+        figures[f"ring_vs_pipe_{mode}_ratio"] = (
+            figures[f"ring_{mode}_records_per_s"] / figures[f"pipe_{mode}_records_per_s"])
+    for label, budget_us in (("poll", poll_us), ("sleep", 0)):
+        runs = [_ring_roundtrips_us(cluster_id, roundtrips, budget_us) for _ in range(repeat)]
+        figures[f"ring_roundtrip_{label}_us_p50"] = statistics.median(_pct(r, 50) for r in runs)
+        figures[f"ring_roundtrip_{label}_us_p99"] = statistics.median(_pct(r, 99) for r in runs)
+    runs = [_pipe_roundtrips_us(roundtrips) for _ in range(repeat)]
+    figures["pipe_roundtrip_us_p50"] = statistics.median(_pct(r, 50) for r in runs)
+    figures["pipe_roundtrip_us_p99"] = statistics.median(_pct(r, 99) for r in runs)
+    return figures
+
+
+def _pct(samples_us: list[float], percent: int) -> float:
+    ordered = sorted(samples_us)
+    return ordered[min(len(ordered) - 1, len(ordered) * percent // 100)]
+
+
+def _batches(records: int, batch: int) -> tuple[list[bytes], int]:
+    return [bytes([i % 251]) * RECORD_BYTES for i in range(batch)], records // batch
+
+
+def _timed(consumer: Callable, args: tuple, produce: Callable[[], None]) -> float:
+    """records/s: run consumer(*args, result_conn) in a child, produce() here, await its clock."""
+    result_recv, result_send = _FORK.Pipe(duplex=False)
+    child = _FORK.Process(target=consumer, args=(*args, result_send), daemon=True)
+    child.start()
+    try:
+        if not result_recv.poll(RESULT_TIMEOUT_S):
+            raise TimeoutError("bench ring: consumer never got ready")
+        result_recv.recv()  # ready
+        start = time.perf_counter()
+        produce()
+        if not result_recv.poll(RESULT_TIMEOUT_S):
+            raise TimeoutError("bench ring: consumer never finished")
+        end, received = result_recv.recv()
+    finally:
+        child.join(RESULT_TIMEOUT_S)
+        if child.is_alive():
+            child.kill()
+    return received / (end - start)
+
+
+# Ring.
+
+def _ring_rate(cluster_id: int, records: int, batch: int, poll_us: int) -> float:
+    ring_id, bell_id = ring_name(cluster_id, 0, "bench"), doorbell_name(cluster_id, 0, "bench")
+    ring = Ring.create(ring_id, RING_CAPACITY_BYTES, RING_RECORD_SIZE_MAX)
+    bell = SemaphoreDoorbell.create(bell_id, poll_us)
+    producer = RingProducer(ring, bell, FULL_TIMEOUT_S)
+    payloads, rounds = _batches(records, batch)
+
+    def produce() -> None:
+        if batch == 1:
+            push, record = producer.push, payloads[0]
+            for _ in range(rounds):
+                push(record)
+        else:
+            push_batch = producer.push_batch
+            for _ in range(rounds):
+                push_batch(payloads)
+
+    try:
+        return _timed(_ring_consume, (ring_id, bell_id, poll_us, rounds * batch), produce)
+    finally:
+        bell.close()
+        ring.close()
+
+
+def _ring_consume(ring_id: str, bell_id: str, poll_us: int, records: int, result) -> None:
+    ring = Ring.attach(ring_id)
+    bell = SemaphoreDoorbell.attach(bell_id, poll_us)
+    consumer = RingConsumer(ring)
+    bell.watch(consumer)
+    result.send("ready")
+    received = total_bytes = 0
+    pop, release, wait = consumer.pop, consumer.release, bell.wait
+    while received < records:
+        batch = pop(256)
+        if not batch:
+            wait(WAIT_TIMEOUT_S)
+            continue
+        for record in batch:
+            total_bytes += len(record)
+        received += len(batch)
+        del batch, record
+        release()
+    result.send((time.perf_counter(), received if total_bytes == records * RECORD_BYTES else 0))
+
+
+def _ring_roundtrips_us(cluster_id: int, roundtrips: int, poll_us: int) -> list[float]:
+    names = [ring_name(cluster_id, 0, side) for side in ("ping", "pong")]
+    bells = [doorbell_name(cluster_id, 0, side) for side in ("client", "server")]
+    rings = [Ring.create(name, RING_CAPACITY_BYTES, RING_RECORD_SIZE_MAX) for name in names]
+    doorbells = [SemaphoreDoorbell.create(name, poll_us) for name in bells]
+    client_bell, server_bell = doorbells
+    to_server = RingProducer(rings[0], server_bell, FULL_TIMEOUT_S)
+    from_server = RingConsumer(rings[1])
+    client_bell.watch(from_server)
+    server = _FORK.Process(target=_ring_echo, args=(names, bells, poll_us), daemon=True)
+    server.start()
+    record = bytes(RECORD_BYTES)
+    samples_us = []
+    try:
+        for _ in range(roundtrips):
+            start_ns = time.perf_counter_ns()
+            to_server.push(record)
+            while not from_server.pop(1):
+                if not client_bell.wait(WAIT_TIMEOUT_S) and not server.is_alive():
+                    raise RuntimeError("bench ring: echo process died")
+            from_server.release()
+            samples_us.append((time.perf_counter_ns() - start_ns) / 1000)
+        to_server.push(b"")  # the empty record tells the echo process to stop
+        server.join(RESULT_TIMEOUT_S)
+    finally:
+        if server.is_alive():
+            server.kill()
+        for closable in (*doorbells, *rings):
+            closable.close()
+    return samples_us
+
+
+def _ring_echo(names: list[str], bells: list[str], poll_us: int) -> None:
+    rings = [Ring.attach(name) for name in names]
+    client_bell, server_bell = (SemaphoreDoorbell.attach(name, poll_us) for name in bells)
+    requests = RingConsumer(rings[0])
+    replies = RingProducer(rings[1], client_bell, FULL_TIMEOUT_S)
+    server_bell.watch(requests)
+    while True:
+        batch = requests.pop(1)
+        if not batch:
+            server_bell.wait(WAIT_TIMEOUT_S)
+            continue
+        if len(batch[0]) == 0:
+            return
+        replies.push(batch[0])
+        del batch
+        requests.release()
+
+
+# multiprocessing.Pipe.
+
+def _pipe_rate(records: int, batch: int) -> float:
+    receiver, sender = _FORK.Pipe(duplex=False)
+    payloads, rounds = _batches(records, batch)
+
+    def produce() -> None:
+        if batch == 1:
+            send, record = sender.send_bytes, payloads[0]
+            for _ in range(rounds):
+                send(record)
+        else:
+            send = sender.send
+            for _ in range(rounds):
+                send(payloads)
+
+    try:
+        return _timed(_pipe_consume, (receiver, rounds * batch, batch), produce)
+    finally:
+        sender.close()
+        receiver.close()
+
+
+def _pipe_consume(receiver, records: int, batch: int, result) -> None:
+    result.send("ready")
+    received = total_bytes = 0
+    while received < records:
+        if batch == 1:
+            total_bytes += len(receiver.recv_bytes())
+            received += 1
+        else:
+            for record in receiver.recv():
+                total_bytes += len(record)
+            received += batch
+    result.send((time.perf_counter(), received if total_bytes == records * RECORD_BYTES else 0))
+
+
+def _pipe_roundtrips_us(roundtrips: int) -> list[float]:
+    client, server_end = _FORK.Pipe()
+    server = _FORK.Process(target=_pipe_echo, args=(server_end,), daemon=True)
+    server.start()
+    record = bytes(RECORD_BYTES)
+    samples_us = []
+    try:
+        for _ in range(roundtrips):
+            start_ns = time.perf_counter_ns()
+            client.send_bytes(record)
+            client.recv_bytes()
+            samples_us.append((time.perf_counter_ns() - start_ns) / 1000)
+        client.send_bytes(b"")
+        server.join(RESULT_TIMEOUT_S)
+    finally:
+        if server.is_alive():
+            server.kill()
+        client.close()
+        server_end.close()
+    return samples_us
+
+
+def _pipe_echo(conn) -> None:
+    while record := conn.recv_bytes():
+        conn.send_bytes(record)
+
+
+# Unix socketpair: SOCK_SEQPACKET keeps message boundaries, so a record (or a batch of
+# length-prefixed records) is one send and one recv, as with the other transports.
+
+def _socket_rate(records: int, batch: int) -> float:
+    sender, receiver = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    payloads, rounds = _batches(records, batch)
+    message = b"".join(_LENGTH.pack(len(record)) + record for record in payloads)
+
+    def produce() -> None:
+        send = sender.send
+        for _ in range(rounds):
+            send(payloads[0] if batch == 1 else message)
+
+    try:
+        return _timed(_socket_consume, (receiver, rounds * batch, batch, len(message)), produce)
+    finally:
+        sender.close()
+        receiver.close()
+
+
+def _socket_consume(receiver: socket.socket, records: int, batch: int, message_bytes: int, result) -> None:
+    result.send("ready")
+    received = total_bytes = 0
+    recv, unpack = receiver.recv, _LENGTH.unpack_from
+    while received < records:
+        if batch == 1:
+            total_bytes += len(recv(RECORD_BYTES))
+            received += 1
+            continue
+        message = recv(message_bytes)
+        offset = 0
+        while offset < len(message):
+            size = unpack(message, offset)[0]
+            total_bytes += len(message[offset + 4:offset + 4 + size])
+            offset += 4 + size
+            received += 1
+    result.send((time.perf_counter(), received if total_bytes == records * RECORD_BYTES else 0))
+
+
+def _print(figures: dict[str, float], records: int, poll_us: int) -> None:
+    rows = []
+    for mode in ("single", "batch64"):
+        pipe = figures[f"pipe_{mode}_records_per_s"]
+        for transport in ("ring", "pipe", "socketpair"):
+            rate = figures[f"{transport}_{mode}_records_per_s"]
+            rows.append([transport, mode, rate, f"{rate / pipe:.2f}x"])
+    print_table(["transport", "mode", "records/s", "vs pipe"], rows,
+                title=f"{records:,} records of {RECORD_BYTES} bytes, two processes")
+    print()
+    rows = [
+        [f"ring, poll {poll_us} us then sleep", figures["ring_roundtrip_poll_us_p50"], figures["ring_roundtrip_poll_us_p99"]],
+        ["ring, sleep at once", figures["ring_roundtrip_sleep_us_p50"], figures["ring_roundtrip_sleep_us_p99"]],
+        ["pipe", figures["pipe_roundtrip_us_p50"], figures["pipe_roundtrip_us_p99"]],
+    ]
+    print_table(["round trip", "p50 us", "p99 us"], rows, title="round-trip latency")
