@@ -1,0 +1,1 @@
+"""The multiprocess load generator (`metavsr loadgen`) and its measuring parts."""
