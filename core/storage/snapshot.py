@@ -1,0 +1,248 @@
+"""The checkpoint store: composite snapshot files in 3 copies (DESIGN section 6).
+
+Owns the snapshot file format and writing, verifying and loading its copies under snapshots/.
+Sections are opaque bytes per domain (name -> (version, bytes)) from the state machine's
+snapshot(); this module never interprets them, never touches the superblock or the journal (the
+snapshot writer orders those steps, snapshot_writer.py).
+
+File snapshots/checkpoint-<op, 20 digits>.<copy>, copies 0..2 with identical bytes:
+
+  header (HEADER_SIZE_BYTES rounded up to a block):
+    0   checksum        u64  xxHash3-64 of header bytes 8..header_size: THE checkpoint checksum
+                             (it covers every section checksum, so it names the whole state)
+    8   magic           8s   b"MVSRSNAP"
+    16  format_version  u32
+    20  section_count   u32
+    24  header_size     u32
+    32  op              u64
+    40  view            u32
+    48  timestamp       u64  the checkpoint prepare's timestamp (never a wall clock)
+    56  total_size      u64  the whole file
+    128 table: section_count entries of 64 bytes:
+        name 32s (UTF-8, NUL padded), version u32, 4 pad, offset u64, length u64, checksum u64
+  sections, each starting on a SECTION_ALIGN_BYTES boundary.
+
+Why three whole copies, each fsynced before the next is started: a crash or a bad sector can
+damage at most the copy being written or one stored copy; loading tries the copies in turn and
+takes the first whose header checksum equals the superblock's and whose sections all verify.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import struct
+from collections.abc import Mapping
+
+import xxhash
+
+from core.check import check, check_range
+from core.storage.errors import SnapshotError
+from core.storage.files import fsync_dir, read_exact_at, write_all_at
+
+SNAPSHOT_COPIES = 3
+MAGIC = b"MVSRSNAP"
+FORMAT_VERSION = 1
+SECTIONS_MAX = 32
+SECTION_NAME_BYTES_MAX = 32
+SECTION_SIZE_BYTES_MAX = 1 << 36
+SECTION_ALIGN_BYTES = 4096
+FILE_PREFIX = "checkpoint-"
+_FIXED = struct.Struct("<Q8sIII4xQI4xQQ")
+_TABLE_OFFSET = 128
+_ENTRY = struct.Struct("<32sI4xQQQ")
+_HEADER_SIZE_MAX = _TABLE_OFFSET + SECTIONS_MAX * _ENTRY.size
+check(_FIXED.size <= _TABLE_OFFSET, "snapshot fixed header layout")
+
+
+def _align(value: int) -> int:
+    return -(-value // SECTION_ALIGN_BYTES) * SECTION_ALIGN_BYTES
+
+
+def file_name(op: int, copy: int) -> str:
+    return f"{FILE_PREFIX}{op:020d}.{copy}"
+
+
+@dataclasses.dataclass(frozen=True)
+class SectionEntry:
+    name: str
+    version: int
+    offset: int
+    length: int
+    checksum: int
+
+
+@dataclasses.dataclass(frozen=True)
+class SnapshotHeader:
+    checksum: int
+    op: int
+    view: int
+    timestamp: int
+    total_size: int
+    header_size: int
+    sections: tuple[SectionEntry, ...]
+
+    def entry(self, name: str) -> SectionEntry | None:
+        return next((s for s in self.sections if s.name == name), None)
+
+
+@dataclasses.dataclass(frozen=True)
+class CopyStatus:
+    copy: int
+    path: str
+    header: SnapshotHeader | None
+    problem: str = ""  # empty when the copy is whole and every section verifies
+
+
+@dataclasses.dataclass(frozen=True)
+class Checkpoint:
+    """A loaded checkpoint: the state at op, ready for the state machine's restore()."""
+
+    header: SnapshotHeader
+    sections: dict[str, tuple[int, bytes]]
+    copies: tuple[CopyStatus, ...]  # what was found on the way (the copies tried)
+
+
+def encode_header(op: int, view: int, timestamp: int,
+                  sections: list[tuple[str, int, int, int]]) -> bytes:
+    """sections: (name, version, length, checksum) in file order; offsets are assigned here."""
+    check_range(len(sections), 0, SECTIONS_MAX, "section count")
+    header_size = _align(_TABLE_OFFSET + len(sections) * _ENTRY.size)
+    buf = bytearray(header_size)
+    offset = header_size
+    for index, (name, version, length, checksum) in enumerate(sections):
+        raw_name = name.encode()
+        check(0 < len(raw_name) <= SECTION_NAME_BYTES_MAX, f"section name {name!r}")
+        check_range(length, 0, SECTION_SIZE_BYTES_MAX, f"section {name} length")
+        _ENTRY.pack_into(buf, _TABLE_OFFSET + index * _ENTRY.size, raw_name, version, offset,
+                         length, checksum)
+        offset = _align(offset + length)
+    _FIXED.pack_into(buf, 0, 0, MAGIC, FORMAT_VERSION, len(sections), header_size, op, view,
+                     timestamp, offset)
+    struct.pack_into("<Q", buf, 0, xxhash.xxh3_64_intdigest(memoryview(buf)[8:]))
+    return bytes(buf)
+
+
+def decode_header(buf: bytes) -> SnapshotHeader:
+    """Parse and verify a header; SnapshotError says what is wrong."""
+    if len(buf) < _TABLE_OFFSET:
+        raise SnapshotError(f"header truncated to {len(buf)} bytes")
+    (checksum, magic, version, count, header_size, op, view, timestamp,
+     total_size) = _FIXED.unpack_from(buf)
+    if magic != MAGIC:
+        raise SnapshotError(f"bad magic {magic!r}")
+    if version != FORMAT_VERSION:
+        raise SnapshotError(f"format version {version}, expected {FORMAT_VERSION}")
+    if count > SECTIONS_MAX or header_size > _align(_HEADER_SIZE_MAX) or header_size > len(buf):
+        raise SnapshotError(f"implausible header: {count} sections in {header_size} bytes")
+    if checksum != xxhash.xxh3_64_intdigest(memoryview(buf)[8:header_size]):
+        raise SnapshotError("header checksum mismatch")
+    entries = []
+    for index in range(count):
+        raw_name, sversion, offset, length, scheck = _ENTRY.unpack_from(
+            buf, _TABLE_OFFSET + index * _ENTRY.size)
+        entries.append(SectionEntry(raw_name.rstrip(b"\0").decode(), sversion, offset, length,
+                                    scheck))
+    return SnapshotHeader(checksum, op, view, timestamp, total_size, header_size, tuple(entries))
+
+
+def read_copy(path: str, copy: int, expected_checksum: int | None,
+              with_sections: bool) -> tuple[CopyStatus, dict[str, tuple[int, bytes]]]:
+    """Verify one copy (header, expected checksum, size, every section); load sections too."""
+    sections: dict[str, tuple[int, bytes]] = {}
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return CopyStatus(copy, path, None, "missing"), sections
+    try:
+        try:
+            header = decode_header(read_exact_at(fd, _align(_HEADER_SIZE_MAX), 0))
+        except SnapshotError as exc:
+            return CopyStatus(copy, path, None, str(exc)), sections
+        if expected_checksum is not None and header.checksum != expected_checksum:
+            return CopyStatus(copy, path, header, "checksum differs from the superblock's"), sections
+        if os.fstat(fd).st_size < header.total_size:
+            return CopyStatus(copy, path, header, "truncated"), sections
+        for entry in header.sections:
+            data = read_exact_at(fd, entry.length, entry.offset)
+            if len(data) != entry.length or xxhash.xxh3_64_intdigest(data) != entry.checksum:
+                return CopyStatus(copy, path, header, f"section {entry.name} corrupt"), {}
+            if with_sections:
+                sections[entry.name] = (entry.version, data)
+        return CopyStatus(copy, path, header), sections
+    finally:
+        os.close(fd)
+
+
+class SnapshotStore:
+    """The snapshots/ directory of one replica; the snapshot role is its only writer."""
+
+    def __init__(self, directory: str):
+        self.directory = directory
+
+    def path(self, op: int, copy: int) -> str:
+        return os.path.join(self.directory, file_name(op, copy))
+
+    def verify(self, op: int, checksum: int | None) -> list[CopyStatus]:
+        """Every copy's status for the checkpoint at op (for inspect); loads nothing."""
+        return [read_copy(self.path(op, copy), copy, checksum, False)[0]
+                for copy in range(SNAPSHOT_COPIES)]
+
+    def load(self, op: int, checksum: int) -> Checkpoint:
+        """The first valid copy of the checkpoint (op, checksum); SnapshotError if none."""
+        tried = []
+        for copy in range(SNAPSHOT_COPIES):
+            status, sections = read_copy(self.path(op, copy), copy, checksum, True)
+            tried.append(status)
+            if not status.problem:
+                return Checkpoint(status.header, sections, tuple(tried))
+        problems = "; ".join(f"copy {s.copy}: {s.problem}" for s in tried)
+        raise SnapshotError(f"every copy of checkpoint op={op} is bad ({problems})")
+
+    def write(self, op: int, view: int, timestamp: int,
+              sections: Mapping[str, tuple[int, bytes | None]],
+              previous: Checkpoint | None) -> Checkpoint:
+        """Write the 3 copies, each fsynced (with its directory entry) before the next.
+
+        A section given as (version, None) is unchanged since `previous` and is reused from it
+        byte for byte (same version required): the owner need not serialise it again. The
+        returned Checkpoint holds every section's bytes, to be the next write's `previous`.
+        """
+        check_range(len(sections), 0, SECTIONS_MAX, "section count")
+        resolved: list[tuple[str, int, bytes, int]] = []
+        for name in sorted(sections):  # sorted: byte-identical files on every replica
+            version, data = sections[name]
+            if data is None:
+                check(previous is not None and name in previous.sections,
+                      f"section {name} reused but the previous checkpoint lacks it")
+                old_version, data = previous.sections[name]
+                check(old_version == version, f"section {name} reused across versions")
+                checksum = previous.header.entry(name).checksum
+            else:
+                checksum = xxhash.xxh3_64_intdigest(data)
+            resolved.append((name, version, data, checksum))
+        header_bytes = encode_header(op, view, timestamp,
+                                     [(n, v, len(d), c) for n, v, d, c in resolved])
+        header = decode_header(header_bytes)
+        for copy in range(SNAPSHOT_COPIES):
+            fd = os.open(self.path(op, copy), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                write_all_at(fd, header_bytes, 0)
+                for entry, (_, _, data, _) in zip(header.sections, resolved):
+                    write_all_at(fd, data, entry.offset)
+                os.ftruncate(fd, header.total_size)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            fsync_dir(self.directory)
+        return Checkpoint(header, {n: (v, d) for n, v, d, _ in resolved}, ())
+
+    def remove_other_than(self, op: int) -> None:
+        """Delete every checkpoint file not of op (after the superblock names op), durably."""
+        removed = False
+        for name in os.listdir(self.directory):
+            if name.startswith(FILE_PREFIX) and int(name[len(FILE_PREFIX):].split(".")[0]) != op:
+                os.unlink(os.path.join(self.directory, name))
+                removed = True
+        if removed:
+            fsync_dir(self.directory)
