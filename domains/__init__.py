@@ -10,9 +10,10 @@ acting user id, operation, body).
 Interface (domains.mux.MuxStateMachine):
 
   MuxStateMachine(root_password_hash: bytes = b"", root_username: str = "iggy",
-                  clients_max: int = CLIENTS_MAX)
-      A fresh state holding only the root user (id 0). The root password hash is supplied by
-      `metavsr format` (hashed outside, e.g. scrypt with a random salt); there is no default
+                  clients_max: int = CLIENTS_MAX, root_created_at_us: int = 0)
+      A fresh state holding only the root user (id 0). The root password hash (and the format
+      time as root's created_at) is supplied by `metavsr format` (hashed outside, e.g. scrypt
+      with a random salt); there is no default
       password: an empty hash matches no password, so root cannot log in until it is set.
 
   admit(operation: int, body: bytes) -> bytes                        (static, pure)

@@ -121,11 +121,11 @@ class MuxStateMachine:
     """The composite state; see domains/__init__.py for the contract of each method."""
 
     def __init__(self, root_password_hash: bytes = b"", root_username: str = "iggy",
-                 clients_max: int = CLIENTS_MAX) -> None:
+                 clients_max: int = CLIENTS_MAX, root_created_at_us: int = 0) -> None:
         check(len(root_password_hash) <= uw.HASH_MAX, "root password hash too long")
         self.sessions = SessionsDomain(clients_max)
         self.streams = StreamsDomain()
-        self.users = UsersDomain(root_username, root_password_hash)
+        self.users = UsersDomain(root_username, root_password_hash, root_created_at_us)
         self._sections: dict[str, tuple[int, bytes]] = {}
         self._bind()
 

@@ -52,7 +52,8 @@ class User:
 class UsersDomain:
     """State and operations of users/permissions/tokens; see the module docstring."""
 
-    def __init__(self, root_username: str, root_password_hash: bytes) -> None:
+    def __init__(self, root_username: str, root_password_hash: bytes,
+                 root_created_at_us: int = 0) -> None:
         self.users: dict[int, User] = {}
         self.names: dict[str, int] = {}
         self.token_owners: dict[bytes, tuple[int, str]] = {}  # token hash -> (user, name)
@@ -60,7 +61,7 @@ class UsersDomain:
         self.ids = LowestFree()
         self.dirty = True
         if root_username:
-            self._insert(User(ROOT_ID, root_username, 0, wire.STATUS_ACTIVE,
+            self._insert(User(ROOT_ID, root_username, root_created_at_us, wire.STATUS_ACTIVE,
                               root_password_hash, b""))
 
     def _insert(self, user: User) -> None:
