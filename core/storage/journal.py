@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 
 from core.check import check
 from core.storage.errors import StorageError
@@ -97,6 +97,10 @@ class Journal(abc.ABC):
             yield frame
 
     @abc.abstractmethod
+    def locate(self, op: int) -> tuple[str, int] | None:
+        """(file path, byte offset) where op's frame is stored; for inspect and fault tests."""
+
+    @abc.abstractmethod
     def truncate_prefix(self, op: int) -> None:
         """Ops <= op are no longer needed (checkpointed, minus retention): may be dropped."""
 
@@ -119,15 +123,17 @@ def check_contiguous(first_op: int, ops: Sequence[int], frames_count: int) -> No
         check(op == first_op + index, f"append expected op {first_op + index}, got {op}")
 
 
-def classify(valid: dict[int, Identity], durable_headers: dict[int, int], head: int,
-             checkpoint_op: int, op_lowest: int, in_flight_ops_max: int) -> Recovery:
+def classify(valid: dict[int, Identity], durable_headers: dict[int, int],
+             damaged: Collection[int], checkpoint_op: int, op_lowest: int,
+             in_flight_ops_max: int) -> Recovery:
     """Apply the recovery rule (module docstring) to what a backend scanned.
 
     valid: op -> identity of every whole, checksum-valid prepare found; durable_headers: op ->
-    checksum of ops a redundant header proves durable (ring only); op_lowest: the lowest op
-    the backend could still hold.
+    checksum of ops a redundant header proves durable (ring only); damaged: ops found with
+    data that does not verify; op_lowest: the lowest op the backend could still hold.
     """
     check(in_flight_ops_max > 0, "in_flight_ops_max must be positive")
+    head = max(max(valid, default=0), max(durable_headers, default=0), max(damaged, default=0))
     faults: list[Fault] = []
     cut: tuple[int, ...] = ()
     op_max = max(head, checkpoint_op)
@@ -140,7 +146,8 @@ def classify(valid: dict[int, Identity], durable_headers: dict[int, int], head: 
             continue
         reason = "missing or corrupt" if entry is None else "parent does not link"
         if op >= window_lo and op not in durable_headers:
-            cut = tuple(o for o in range(op, head + 1) if o in valid or o in durable_headers)
+            cut = tuple(o for o in range(op, head + 1)
+                        if o in valid or o in durable_headers or o in damaged)
             op_max = op - 1
             break
         successor = valid.get(op + 1)

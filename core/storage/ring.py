@@ -112,20 +112,26 @@ class RingJournal(Journal):
     def recover(self, checkpoint_op: int) -> Recovery:
         valid: dict[int, Identity] = {}
         headers: dict[int, Identity] = {}
+        damaged: list[int] = []
         for slot in range(self.slots):
             identity = self._slot_identity(slot)
             if identity is not None and identity.op % self.slots == slot:
                 valid[identity.op] = identity
+            else:
+                frame_header = verify_header(self._map, self._slots_offset + slot * self.slot_size_bytes)
+                if frame_header is not None and frame_header.op % self.slots == slot:
+                    damaged.append(frame_header.op)  # header written, body torn or corrupt
             header = verify_header(self._map, slot * HEADER_SIZE)
             if header is not None and header.op % self.slots == slot:
                 headers[header.op] = header
-        head = max(max(valid, default=0), max(headers, default=0))
+        head = max(max(valid, default=0), max(headers, default=0), max(damaged, default=0))
         # Only the last `slots` ops can still be in the ring; older ones were overwritten.
         valid = {op: i for op, i in valid.items() if op > head - self.slots}
         durable = {op: h.checksum for op, h in headers.items()
                    if op > head - self.slots and (op not in valid or valid[op].checksum != h.checksum)}
-        recovery = classify(valid, durable, head, checkpoint_op, max(head - self.slots + 1, 1),
-                            self.in_flight_ops_max)
+        damaged = [op for op in damaged if op > head - self.slots]
+        recovery = classify(valid, durable, damaged, checkpoint_op,
+                            max(head - self.slots + 1, 1), self.in_flight_ops_max)
         self.faults = {f.op: f for f in recovery.faults}
         self.op_min, self.op_max = recovery.op_min, recovery.op_max
         self.released_op = checkpoint_op
@@ -183,6 +189,13 @@ class RingJournal(Journal):
         return self.op_max
 
     # -- reads --------------------------------------------------------------------------------
+
+    def locate(self, op: int) -> tuple[str, int] | None:
+        return (self.path, self._slot_offset(op)) if self.op_min <= op <= self.op_max else None
+
+    def header_offset(self, op: int) -> int:
+        """Where op's redundant header lives in the ring file."""
+        return (op % self.slots) * HEADER_SIZE
 
     def read(self, op: int) -> bytes | None:
         if op in self.faults:

@@ -90,9 +90,8 @@ class SegmentedJournal(Journal):
                 data = f.read()
             self._scan(segment, data, next_first, valid, bad)
             self.segments.append(segment)
-        head = max(valid, default=0)
         op_lowest = self.segments[0].first_op if self.segments else checkpoint_op + 1
-        recovery = classify(valid, {}, head, checkpoint_op, op_lowest, self.in_flight_ops_max)
+        recovery = classify(valid, {}, bad, checkpoint_op, op_lowest, self.in_flight_ops_max)
         self.faults = {f.op: f for f in recovery.faults}
         for fault in recovery.faults:
             if fault.op in bad:
@@ -192,6 +191,10 @@ class SegmentedJournal(Journal):
         if index < 0 or op > self.segments[index].last_op:
             return None
         return self.segments[index]
+
+    def locate(self, op: int) -> tuple[str, int] | None:
+        segment = self._locate(op)
+        return None if segment is None else (segment.path, segment.span(op)[0])
 
     def read(self, op: int) -> bytes | None:
         if op in self.faults:

@@ -1,0 +1,233 @@
+"""One journal suite for both backends: the interface, torn tails, faults, truncation."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from core.check import InvariantError
+from core.storage import ring
+from core.storage.journal import EntryFault
+from core.storage.journal_writer import Append, TruncatePrefix, run_journal_writer
+from core.storage.testing import make_chain
+from net import wire
+from net.wire import HEADER_SIZE
+
+from .conftest import IN_FLIGHT_OPS, RING_SLOTS, Dir
+from .test_datadir_superblock import flip_bit
+
+
+def append_synced(journal, frames, batch: int = 5) -> None:
+    for start in range(0, len(frames), batch):
+        journal.append(frames[start:start + batch])
+        journal.sync()
+
+
+def assert_chain(journal, op_from: int, op_to: int) -> None:
+    parent = None
+    for op, frame in zip(range(op_from, op_to + 1), journal.iterate(op_from)):
+        header, _ = wire.decode(frame)
+        assert header.op == op
+        assert parent is None or header.parent == parent
+        parent = wire.frame_checksum(frame)
+
+
+def test_appended_prepares_read_back_and_survive_a_restart(data_dir):
+    frames = make_chain(1, 40)
+    append_synced(data_dir.journal, frames)
+    assert data_dir.journal.read(17) == frames[16]
+    assert list(data_dir.journal.iterate(1)) == frames
+    recovery = data_dir.reopen()
+    assert (recovery.op_min, recovery.op_max, recovery.faults, recovery.cut_ops) == (1, 40, (), ())
+    assert list(data_dir.journal.iterate(1)) == frames
+
+
+def test_append_refuses_a_gap_in_ops(data_dir):
+    data_dir.journal.append(make_chain(1, 3))
+    with pytest.raises(InvariantError, match="expected op 4"):
+        data_dir.journal.append(make_chain(5, 1))
+
+
+def test_reads_outside_the_log_are_none(data_dir):
+    append_synced(data_dir.journal, make_chain(1, 5))
+    assert data_dir.journal.read(6) is None
+    assert data_dir.journal.read(0) is None
+
+
+def test_a_torn_last_prepare_is_cut_at_recovery(data_dir):
+    frames = make_chain(1, 20)
+    append_synced(data_dir.journal, frames)
+    path, offset = data_dir.journal.locate(20)
+    with open(path, "r+b") as f:  # the last write reached the disk only half way
+        f.seek(offset + HEADER_SIZE + 10)
+        f.write(b"\0" * 50)
+    recovery = data_dir.reopen()
+    assert recovery.op_max == 19 and recovery.cut_ops == (20,) and recovery.faults == ()
+    assert_chain(data_dir.journal, 1, 19)
+    # The replica goes on from op 19 as if 20 had never been written.
+    append_synced(data_dir.journal, make_chain(20, 3, parent=wire.frame_checksum(frames[18]),
+                                               fill=9))
+    assert data_dir.reopen().op_max == 22
+
+
+def test_a_tail_cut_mid_frame_is_cut_at_recovery(data_dir):
+    if data_dir.backend == "ring":
+        pytest.skip("ring slots are preallocated: a short file is not a torn write")
+    append_synced(data_dir.journal, make_chain(1, 12))
+    path, offset = data_dir.journal.locate(12)
+    os.truncate(path, offset + 300)
+    recovery = data_dir.reopen()
+    assert recovery.op_max == 11 and recovery.faults == ()
+    assert os.path.getsize(path) == offset  # the stray bytes are gone from the file
+
+
+def test_torn_writes_in_a_whole_unsynced_batch_cut_from_the_first_bad_entry(data_dir):
+    frames = make_chain(1, 20)
+    append_synced(data_dir.journal, frames)
+    for op in (16, 18):  # pages of a batch reach the disk in any order
+        path, offset = data_dir.journal.locate(op)
+        flip_bit(path, offset + HEADER_SIZE + 3)
+    recovery = data_dir.reopen()
+    assert recovery.op_max == 15 and recovery.faults == ()
+    assert recovery.cut_ops == (16, 17, 18, 19, 20)
+
+
+def test_a_bit_flip_in_the_middle_is_a_fault_never_dropped(data_dir):
+    frames = make_chain(1, 40)
+    append_synced(data_dir.journal, frames)
+    path, offset = data_dir.journal.locate(10)
+    flip_bit(path, offset + HEADER_SIZE + 100)
+    recovery = data_dir.reopen()
+    assert recovery.op_max == 40 and recovery.cut_ops == ()
+    assert [(f.op, f.expected_checksum) for f in recovery.faults] == [
+        (10, wire.frame_checksum(frames[9]))]
+    with pytest.raises(EntryFault):
+        data_dir.journal.read(10)
+    with pytest.raises(EntryFault):
+        list(data_dir.journal.iterate(1))
+    data_dir.journal.repair(frames[9])  # fetched from a peer by (op, expected checksum)
+    assert data_dir.journal.read(10) == frames[9]
+    recovery = data_dir.reopen()
+    assert recovery.faults == () and recovery.op_max == 40
+    assert_chain(data_dir.journal, 1, 40)
+
+
+def test_a_bit_flip_in_a_prepare_header_in_the_middle_is_a_fault(data_dir):
+    frames = make_chain(1, 40)
+    append_synced(data_dir.journal, frames)
+    path, offset = data_dir.journal.locate(12)
+    flip_bit(path, offset + 49)  # the size field: the frame's length is no longer known
+    recovery = data_dir.reopen()
+    assert [f.op for f in recovery.faults] == [12] and recovery.op_max == 40
+    assert data_dir.journal.read(13) == frames[12]
+    data_dir.journal.repair(frames[11])
+    assert data_dir.reopen().faults == ()
+    assert_chain(data_dir.journal, 1, 40)
+
+
+def test_a_repair_must_be_the_prepare_the_chain_names(data_dir):
+    frames = make_chain(1, 30)
+    append_synced(data_dir.journal, frames)
+    path, offset = data_dir.journal.locate(5)
+    flip_bit(path, offset + HEADER_SIZE + 1)
+    data_dir.reopen()
+    impostor = make_chain(5, 1, parent=wire.frame_checksum(frames[3]), fill=7)[0]
+    with pytest.raises(InvariantError, match="another prepare"):
+        data_dir.journal.repair(impostor)
+
+
+def test_truncate_suffix_removes_a_losing_suffix_durably(data_dir):
+    frames = make_chain(1, 30)
+    append_synced(data_dir.journal, frames)
+    data_dir.journal.truncate_suffix(22)
+    assert data_dir.journal.op_max == 22 and data_dir.journal.read(23) is None
+    other = make_chain(23, 4, parent=wire.frame_checksum(frames[21]), fill=3)  # the new view's
+    append_synced(data_dir.journal, other)
+    recovery = data_dir.reopen()
+    assert recovery.op_max == 26 and recovery.faults == ()
+    assert list(data_dir.journal.iterate(23)) == other
+
+
+def test_truncate_prefix_releases_old_ops_and_the_log_goes_on(data_dir):
+    frames = make_chain(1, 200)
+    journal = data_dir.journal
+    for start in range(0, 200, 10):
+        journal.append(frames[start:start + 10])
+        journal.sync()
+        journal.truncate_prefix(max(0, start + 10 - 40))  # checkpoint trails by 40 ops
+    superblock = data_dir.superblock()
+    superblock.update(checkpoint_op=160)
+    superblock.close()
+    recovery = data_dir.reopen()
+    assert recovery.op_max == 200 and recovery.faults == ()
+    assert recovery.op_min <= 161
+    assert_chain(data_dir.journal, 161, 200)
+    if data_dir.backend == "segmented":
+        first_ops = [s.first_op for s in data_dir.journal.segments]
+        assert first_ops[0] > 1  # whole old segments were deleted
+
+
+def test_ring_refuses_to_overwrite_a_slot_above_the_checkpoint(tmp_path):
+
+    directory = Dir(tmp_path / "d", "ring")
+    directory.reopen()
+    frames = make_chain(1, RING_SLOTS + 1)
+    append_synced(directory.journal, frames[:RING_SLOTS])
+    with pytest.raises(InvariantError, match="would overwrite"):
+        directory.journal.append(frames[RING_SLOTS:])
+    directory.journal.truncate_prefix(1)
+    directory.journal.append(frames[RING_SLOTS:])
+    directory.journal.close()
+
+
+def test_ring_config_keeps_two_pipelines_of_slots_free():
+    ring.validate_config(slots=1024, checkpoint_interval_ops=896, pipeline_max=64)
+    with pytest.raises(InvariantError, match="checkpoint_interval"):
+        ring.validate_config(slots=1024, checkpoint_interval_ops=897, pipeline_max=64)
+
+
+def test_ring_a_bit_flip_in_a_redundant_header_is_repaired_from_its_prepare(tmp_path):
+
+    directory = Dir(tmp_path / "d", "ring")
+    directory.reopen()
+    append_synced(directory.journal, make_chain(1, 30))
+    flip_bit(directory.journal.path, directory.journal.header_offset(7) + 20)
+    recovery = directory.reopen()
+    assert recovery.faults == () and recovery.op_max == 30 and recovery.repaired_headers >= 1
+    directory.journal.close()
+
+
+def test_ring_a_corrupt_prepare_whose_header_proves_it_durable_is_a_fault_even_at_the_tail(tmp_path):
+
+    directory = Dir(tmp_path / "d", "ring")
+    directory.reopen()
+    frames = make_chain(1, 30)
+    append_synced(directory.journal, frames, batch=1)
+    directory.journal.append(make_chain(31, 1, parent=wire.frame_checksum(frames[-1])))
+    directory.journal.sync()  # op 30's header is written with op 31's batch
+    path, offset = directory.journal.locate(30)
+    flip_bit(path, offset + HEADER_SIZE + 5)
+    recovery = directory.reopen()
+    assert [f.op for f in recovery.faults] == [30] and recovery.op_max == 31
+    directory.journal.close()
+
+
+def test_writer_loop_makes_one_group_of_everything_queued(data_dir):
+    frames = make_chain(1, 12)
+    queued = [[Append(frames[0:1])], [Append(frames[1:4]), Append(frames[4:9]),
+                                      TruncatePrefix(0), Append(frames[9:12])]]
+    reports: list[int] = []
+    syncs = []
+    original_sync = data_dir.journal.sync
+    data_dir.journal.sync = lambda: syncs.append(1) or original_sync()
+    durable = run_journal_writer(data_dir.journal, lambda limit: queued.pop(0) if queued else None,
+                                 reports.append, in_flight_ops_max=IN_FLIGHT_OPS + 4)
+    assert reports == [1, 12] and durable == 12 and len(syncs) == 2
+
+
+def test_writer_loop_refuses_a_group_beyond_the_recovery_window(data_dir):
+    queued = [[Append(make_chain(1, IN_FLIGHT_OPS + 1))]]
+    with pytest.raises(InvariantError, match="in one group"):
+        run_journal_writer(data_dir.journal, lambda limit: queued.pop(0) if queued else None,
+                           lambda op: None, in_flight_ops_max=IN_FLIGHT_OPS)
