@@ -34,7 +34,6 @@ INVALID_USERNAME = 43
 INVALID_PASSWORD = 44
 INVALID_USER_STATUS = 45
 USER_ALREADY_EXISTS = 46
-USER_INACTIVE = 47
 CANNOT_DELETE_USER = 48
 CANNOT_CHANGE_PERMISSIONS = 49
 INVALID_PAT_NAME = 50
@@ -80,7 +79,6 @@ CATALOGUE: dict[int, tuple[str, str]] = {
     INVALID_PASSWORD: ("invalid_password", "Invalid password"),
     INVALID_USER_STATUS: ("invalid_user_status", "Invalid user status"),
     USER_ALREADY_EXISTS: ("user_already_exists", "User already exists"),
-    USER_INACTIVE: ("user_inactive", "User inactive"),
     CANNOT_DELETE_USER: ("cannot_delete_user", "Cannot delete user with ID: 0"),
     CANNOT_CHANGE_PERMISSIONS: (
         "cannot_change_permissions", "Cannot change permissions for user with ID: 0"),
