@@ -275,19 +275,24 @@ class RingConsumer:
         return self._read != self._tail_seen
 
     def pop(self, count_max: int) -> list[memoryview]:
-        """Up to count_max records in order, as views valid until release()."""
+        """Up to count_max records in order, as views valid until release().
+
+        Fewer than count_max only when no more are published: the shared tail is re-read
+        whenever the records known so far run out.
+        """
         read = self._read
         tail = self._tail_seen
-        if read == tail:
-            tail = self._tail_seen = self._tail_word[0]
-            if read == tail:
-                return []
+        tail_word = self._tail_word
         data = self._data
         mask = self._mask
         unpack = _LENGTH.unpack_from
         records = []
         append = records.append
-        while read != tail and count_max > 0:
+        while count_max > 0:
+            if read == tail:
+                tail = tail_word[0]
+                if read == tail:
+                    break
             pos = read & mask
             size = unpack(data, pos)[0]
             if size == WRAP_MARKER:
@@ -299,6 +304,7 @@ class RingConsumer:
             read += (size + 11) & -8
             count_max -= 1
         self._read = read
+        self._tail_seen = tail
         return records
 
     def release(self) -> None:
