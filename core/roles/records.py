@@ -36,13 +36,21 @@ class Kind(enum.IntEnum):
     COMMIT = 6  # [routes u16] routes x [entry u16][conn u32] + prepare frame
     READ = 7  # [conn u32][user u32][commit_min u64] + request frame
     STALE_READ = 8  # [conn u32][user u32] + request frame
-    CREDENTIALS_QUERY = 9  # [conn u32] + request frame (Register)
+    CREDENTIALS_QUERY = 9  # [conn u32][by u8] + key (see Lookup)
     CREDENTIALS = 10  # [conn u32][found u8][user u32][active u8] + hash blob
     APPLIED = 11  # [op u64]
     VIEW = 12  # [view u32][primary u8][status u8]
 
 
+class Lookup(enum.IntEnum):
+    """What a credentials query names: the key's meaning."""
+    USERNAME = 1  # UTF-8 username (login by password)
+    IDENTIFIER = 2  # an Iggy Identifier, id or name (change password)
+    TOKEN_LOCATOR = 3  # the public part of a personal access token (login by token)
+
+
 _KIND = struct.Struct("<B")
+_QUERY = struct.Struct("<BIB")
 _CONN_USER = struct.Struct("<BII")
 _FROM = struct.Struct("<BB")
 _CONN = struct.Struct("<BI")
@@ -126,8 +134,13 @@ def stale_read(conn: int, user: int, frame: bytes | memoryview) -> bytes:
     return _CONN_USER.pack(Kind.STALE_READ, conn, user) + frame
 
 
-def credentials_query(conn: int, frame: bytes | memoryview) -> bytes:
-    return _CONN.pack(Kind.CREDENTIALS_QUERY, conn) + frame
+def credentials_query(conn: int, by: Lookup, key: bytes) -> bytes:
+    return _QUERY.pack(Kind.CREDENTIALS_QUERY, conn, by) + key
+
+
+def read_credentials_query(record: memoryview) -> tuple[int, Lookup, bytes]:
+    _, conn, by = _QUERY.unpack_from(record)
+    return conn, Lookup(by), bytes(record[_QUERY.size:])
 
 
 def credentials(conn: int, found: bool, user: int, active: bool, blob: bytes) -> bytes:

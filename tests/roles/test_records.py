@@ -18,6 +18,8 @@ def test_every_record_kind_round_trips():
     routes, prepare = records.read_commit(memoryview(records.commit(frame, [(0, 5), (3, 11)])))
     assert routes == {0: 5, 3: 11} and bytes(prepare) == frame
     assert records.read_read_request(memoryview(records.read_request(1, 2, 99, frame)))[:3] == (1, 2, 99)
+    query = records.read_credentials_query(memoryview(records.credentials_query(3, records.Lookup.USERNAME, b"bob")))
+    assert query == (3, records.Lookup.USERNAME, b"bob")
     found = records.read_credentials(memoryview(records.credentials(4, True, 12, False, b"hash")))
     assert found[:4] == (4, True, 12, False) and bytes(found[4]) == b"hash"
     assert records.read_op(memoryview(records.applied(2**40))) == 2**40

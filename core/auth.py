@@ -1,0 +1,72 @@
+"""Password and token secrets: salted slow hashes, verification, token minting.
+
+Runs only outside the owner and replication processes (the net role calls it from a thread
+pool: hashlib.scrypt releases the GIL, so a login never stalls the event loop). A secret lives
+in memory only for the call; what is stored and logged is the hash.
+
+Stored password hash: b"scrypt1" | n_log2 u8 | r u8 | p u8 | salt (16) | digest (32).
+Tokens are minted as "<locator>.<secret>": the 12-byte random locator (base64url, 16 chars)
+finds the token record, the 63-byte secret (84 chars) is verified against its own salted
+scrypt hash, so a token is never stored in a form that can be looked up and replayed.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import struct
+
+SCHEME = b"scrypt1"
+SCRYPT_N_LOG2 = 14  # 16 MiB of memory, ~50 ms per hash on this class of machine
+SCRYPT_R = 8
+SCRYPT_P = 1
+SALT_BYTES = 16
+DIGEST_BYTES = 32
+_PARAMS = struct.Struct("<BBB")
+HASH_BYTES = len(SCHEME) + _PARAMS.size + SALT_BYTES + DIGEST_BYTES
+TOKEN_LOCATOR_BYTES = 12
+TOKEN_SECRET_BYTES = 63
+_LOCATOR_CHARS = len(base64.urlsafe_b64encode(bytes(TOKEN_LOCATOR_BYTES)))
+
+
+def _scrypt(secret: bytes, salt: bytes, n_log2: int, r: int, p: int) -> bytes:
+    return hashlib.scrypt(secret, salt=salt, n=1 << n_log2, r=r, p=p,
+                          maxmem=(1 << n_log2) * r * 256, dklen=DIGEST_BYTES)
+
+
+def hash_secret(secret: str, n_log2: int = SCRYPT_N_LOG2) -> bytes:
+    """A new salted scrypt hash of a password or token secret."""
+    salt = os.urandom(SALT_BYTES)
+    digest = _scrypt(secret.encode(), salt, n_log2, SCRYPT_R, SCRYPT_P)
+    return SCHEME + _PARAMS.pack(n_log2, SCRYPT_R, SCRYPT_P) + salt + digest
+
+
+def verify_secret(stored: bytes, secret: str) -> bool:
+    """Constant-time check of a secret against a stored hash; False for a malformed hash."""
+    if len(stored) != HASH_BYTES or not stored.startswith(SCHEME):
+        return False
+    offset = len(SCHEME)
+    n_log2, r, p = _PARAMS.unpack_from(stored, offset)
+    offset += _PARAMS.size
+    if not (10 <= n_log2 <= 20 and 1 <= r <= 16 and 1 <= p <= 4):
+        return False
+    salt = stored[offset:offset + SALT_BYTES]
+    expected = stored[offset + SALT_BYTES:]
+    return hmac.compare_digest(_scrypt(secret.encode(), salt, n_log2, r, p), expected)
+
+
+def mint_token() -> tuple[str, bytes, str]:
+    """A new personal access token: (token, locator, secret). Store locator + hash(secret)."""
+    locator = base64.urlsafe_b64encode(os.urandom(TOKEN_LOCATOR_BYTES)).decode()
+    secret = base64.urlsafe_b64encode(os.urandom(TOKEN_SECRET_BYTES)).decode()
+    return f"{locator}.{secret}", locator.encode(), secret
+
+
+def split_token(token: str) -> tuple[bytes, str] | None:
+    """(locator, secret) of a presented token, or None if it is not one of ours."""
+    locator, dot, secret = token.partition(".")
+    if not dot or len(locator) != _LOCATOR_CHARS or not secret:
+        return None
+    return locator.encode(), secret
