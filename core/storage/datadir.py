@@ -121,16 +121,20 @@ def open_data_dir(root: str, *, cluster: int, replica: int) -> Superblock:
 
 
 def open_journal(root: str, state: SuperblockState,
-                 in_flight_ops_max: int = IN_FLIGHT_OPS_MAX_DEFAULT) -> tuple[Journal, Recovery]:
-    """Open and recover the journal the superblock describes (from its checkpoint)."""
+                 in_flight_ops_max: int = IN_FLIGHT_OPS_MAX_DEFAULT,
+                 read_only: bool = False) -> tuple[Journal, Recovery]:
+    """Open and recover the journal the superblock describes (from its checkpoint).
+
+    read_only (inspect): the recovery is computed and reported but nothing is cut or rewritten.
+    """
     directory = Paths(os.path.abspath(root)).journal
     journal: Journal
     if state.journal_backend == "ring":
         journal = ring.RingJournal(directory, state.journal_slots, state.journal_slot_size_bytes,
-                                   in_flight_ops_max)
+                                   in_flight_ops_max, read_only)
     else:
         check(state.journal_backend == "segmented", f"backend {state.journal_backend}")
         journal = segmented.SegmentedJournal(directory, state.journal_segment_size_bytes,
-                                             in_flight_ops_max)
+                                             in_flight_ops_max, read_only)
     recovery = journal.recover(state.checkpoint_op)
     return journal, recovery

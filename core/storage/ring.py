@@ -77,18 +77,21 @@ def create(directory: str, slots: int, slot_size_bytes: int) -> None:
 
 
 class RingJournal(Journal):
-    def __init__(self, directory: str, slots: int, slot_size_bytes: int, in_flight_ops_max: int):
+    def __init__(self, directory: str, slots: int, slot_size_bytes: int, in_flight_ops_max: int,
+                 read_only: bool = False):
         check_geometry(slots, slot_size_bytes)
         check(in_flight_ops_max < slots, "the in-flight window must fit in the ring")
         self.slots = slots
         self.slot_size_bytes = slot_size_bytes
         self.in_flight_ops_max = in_flight_ops_max
         self.path = os.path.join(directory, RING_FILE)
-        self._fd = os.open(self.path, os.O_RDWR)
+        self.read_only = read_only  # inspect: recover reports, changes nothing on disk
+        self._fd = os.open(self.path, os.O_RDONLY if read_only else os.O_RDWR)
         size = os.fstat(self._fd).st_size
         check(size == file_size_bytes(slots, slot_size_bytes),
               f"ring file is {size} bytes, geometry says {file_size_bytes(slots, slot_size_bytes)}")
-        self._map = mmap.mmap(self._fd, size)
+        self._map = mmap.mmap(self._fd, size,
+                              access=mmap.ACCESS_READ if read_only else mmap.ACCESS_WRITE)
         self._slots_offset = headers_region_bytes(slots)
         self.faults: dict[int, Fault] = {}
         self.op_min = 1
@@ -135,7 +138,7 @@ class RingJournal(Journal):
         self.faults = {f.op: f for f in recovery.faults}
         self.op_min, self.op_max = recovery.op_min, recovery.op_max
         self.released_op = checkpoint_op
-        if recovery.cut_ops:
+        if recovery.cut_ops and not self.read_only:
             self._erase(recovery.cut_ops)
         # Rewrite every redundant header that is missing or stale for a kept valid prepare
         # (the last batch's headers are always due, see the module docstring).
@@ -145,9 +148,11 @@ class RingJournal(Journal):
                 offset = (op % self.slots) * HEADER_SIZE
                 slot_header = self._map[self._slot_offset(op):self._slot_offset(op) + HEADER_SIZE]
                 if self._map[offset:offset + HEADER_SIZE] != slot_header:
-                    self._map[offset:offset + HEADER_SIZE] = slot_header
+                    if not self.read_only:
+                        self._map[offset:offset + HEADER_SIZE] = slot_header
                     repaired += 1
-        os.fdatasync(self._fd)
+        if not self.read_only:
+            os.fdatasync(self._fd)
         return Recovery(recovery.op_min, recovery.op_max, recovery.faults, recovery.cut_ops,
                         repaired)
 

@@ -64,7 +64,8 @@ class _Segment:
 
 
 class SegmentedJournal(Journal):
-    def __init__(self, directory: str, segment_size_bytes: int, in_flight_ops_max: int):
+    def __init__(self, directory: str, segment_size_bytes: int, in_flight_ops_max: int,
+                 read_only: bool = False):
         check(segment_size_bytes >= SEGMENT_SIZE_BYTES_MIN, "segment size below minimum")
         self.directory = directory
         self.segment_size_bytes = segment_size_bytes
@@ -75,6 +76,7 @@ class SegmentedJournal(Journal):
         self.op_max = 0
         self._fd = -1  # the last segment, open for appends
         self._dir_dirty = False
+        self.read_only = read_only  # inspect: recover reports, changes nothing on disk
 
     # -- recovery -------------------------------------------------------------------------
 
@@ -98,6 +100,9 @@ class SegmentedJournal(Journal):
                 self.faults[fault.op] = Fault(fault.op, fault.expected_checksum, bad[fault.op])
         self.op_max = recovery.op_max
         self.op_min = recovery.op_min
+        if self.read_only:
+            return Recovery(recovery.op_min, recovery.op_max, tuple(self.faults.values()),
+                            recovery.cut_ops)
         if self.segments and self.segments[-1].last_op < recovery.op_max:
             # The log ends below the checkpoint (a snapshot was installed past it): every
             # segment is covered by the checkpoint, and appends restart after it.
