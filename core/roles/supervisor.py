@@ -3,8 +3,9 @@
 It owns the life of the role processes and nothing of their work:
 - removes shared memory a crashed run left behind, creates the counters (and, through the
   `prepare` hook, the rings and doorbells the roles share);
-- starts each role in its own process (spawn: no inherited threads or locks), which pins
-  itself to its `[cpu]` CPUs, reads the affinity back and logs it;
+- starts each role in its own process, which pins itself to its `[cpu]` CPUs, reads the
+  affinity back and logs it. Roles are forked: the supervisor has started no thread by then,
+  and fork is how the net role's eventfd doorbell reaches the roles that ring it;
 - waits until every role reports ready, then tells systemd READY=1;
 - watches: a role that exits is fail-stop for the whole replica (stop the others, unlink the
   shared memory, exit non-zero; systemd restarts us and recovery starts from disk); WATCHDOG=1
@@ -15,6 +16,7 @@ It owns the life of the role processes and nothing of their work:
 
 from __future__ import annotations
 
+import ctypes
 import importlib
 import os
 import signal
@@ -30,6 +32,7 @@ from core.roles.sdnotify import Notifier, watchdog_interval_s
 from shm import naming
 from shm.counters import CounterTable
 
+_PR_SET_PDEATHSIG = 1
 # Counters every role block has; roles may add metrics after these.
 ROLE_COUNTERS = ("ready", "heartbeat", "stop")
 READY_TIMEOUT_S = 60.0
@@ -64,8 +67,25 @@ class RoleContext:
         return CounterTable.attach(self.counters_name(), self.roles, self.counter_names)
 
 
+def _die_with_parent() -> None:
+    """Ask the kernel to SIGKILL this role when the supervisor dies (even by kill -9).
+
+    A role that outlives its supervisor would go on serving for a replica that is gone.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+
+
 def role_main(context: RoleContext, entry: str) -> None:
-    """First code of every role process: pinning, logging, then the role's own function."""
+    """First code of every role process: parent-death signal, signals, pinning, logging,
+    then the role's own function."""
+    _die_with_parent()
+    if os.getppid() == 1:
+        os._exit(1)  # the supervisor died before prctl took effect
+    # Stopping is the supervisor's decision (the stop flag), not each role's on a signal.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     log.configure(context.log_level, role=context.role, replica=context.replica)
     if context.cpus:
         os.sched_setaffinity(0, context.cpus)
@@ -101,7 +121,7 @@ class Supervisor:
     def __init__(self, *, cluster_id: int, replica: int, roles: Sequence[RoleSpec],
                  cpu: dict[str, tuple[int, ...]], log_level: str = "info",
                  settings: dict | None = None, extra_counters: Sequence[str] = (),
-                 prepare: Callable[[], Callable[[], None]] | None = None,
+                 prepare: Callable[[], tuple[Callable[[], None], dict]] | None = None,
                  status: Callable[[CounterTable], str] | None = None,
                  notifier: Notifier | None = None,
                  heartbeat_stall_s: float = HEARTBEAT_STALL_S):
@@ -138,7 +158,8 @@ class Supervisor:
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
             if self.prepare is not None:
-                self._cleanup_shared = self.prepare()
+                self._cleanup_shared, extra_settings = self.prepare()
+                self.settings = {**self.settings, **extra_settings}
             self._start_roles()
             if not self._wait_ready():
                 return self._shutdown(failed=True)
@@ -155,14 +176,14 @@ class Supervisor:
         self._stop_signal = True
 
     def _start_roles(self) -> None:
-        spawn = multiprocess.get_context("spawn")
+        fork = multiprocess.get_context("fork")
         for spec in self.roles:
             context = RoleContext(
                 role=spec.name, cluster_id=self.cluster_id, replica=self.replica,
                 roles=self.block_names, counter_names=self.counter_names,
                 cpus=tuple(self.cpu.get(spec.name, ())), log_level=self.log_level,
                 settings=self.settings)
-            process = spawn.Process(target=role_main, args=(context, spec.entry),
+            process = fork.Process(target=role_main, args=(context, spec.entry),
                                     name=f"metavsr-{self.replica}-{spec.name}", daemon=False)
             process.start()
             self.processes[spec.name] = process

@@ -84,3 +84,24 @@ def test_a_hung_role_stops_the_watchdog_pings(tmp_path):
     assert "WATCHDOG=1" not in later
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=20) == 0
+
+
+def test_roles_die_with_a_killed_supervisor(tmp_path):
+    process, listener = _start(tmp_path, 9104, "ss")
+    _messages_until(listener, lambda s: "READY=1" in s)
+    children = subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True,
+                              text=True).stdout.split()
+    roles = [int(pid) for pid in children]
+    assert len(roles) >= 2
+    process.kill()
+    process.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        alive = [pid for pid in roles if os.path.exists(f"/proc/{pid}")
+                 and open(f"/proc/{pid}/stat").read().split()[2] != "Z"]
+        if not alive:
+            break
+        time.sleep(0.02)
+    assert not alive, f"roles still alive after the supervisor's kill -9: {alive}"
+    from shm import naming
+    naming.remove_stale(9104, 0)
