@@ -1,0 +1,124 @@
+"""The replica's in-memory view of its log: which prepares it knows, holds, and needs.
+
+Owns, for each op of the window above the retained checkpoint: the prepare header (identity and
+parent), the frame when this replica holds a valid copy, the checksum it needs when it only
+knows the identity by its child's parent pointer, and which copies are durable. It never talks
+to the journal (the replica turns changes into Append/Truncate actions) and never decides what
+is canonical (the replica and view change do); it only walks the hash chain.
+
+The hash chain is the source of trust: the head is canonical for the log's view, so every
+header that chains down from the head by parent checksums is canonical too, and any header
+that breaks the chain is stale and is replaced by the checksum its child demands.
+"""
+
+from __future__ import annotations
+
+from net.wire import HEADER_SIZE
+
+
+class Log:
+    __slots__ = ("headers", "raw_headers", "frames", "wanted", "durable", "head",
+                 "floor", "verified_from")
+
+    def __init__(self, floor: int) -> None:
+        self.headers: dict[int, object] = {}
+        self.raw_headers: dict[int, bytes] = {}
+        self.frames: dict[int, bytes] = {}
+        # op -> checksum of the prepare that must sit there (header not known yet).
+        self.wanted: dict[int, int] = {}
+        # op -> checksum of the copy that is durable in the journal.
+        self.durable: dict[int, int] = {}
+        self.head = floor
+        # Ops <= floor are behind the checkpoint or applied: never repaired, never changed.
+        self.floor = floor
+        self.verified_from = floor + 1
+
+    def checksum(self, op: int) -> int | None:
+        header = self.headers.get(op)
+        if header is not None:
+            return header.checksum
+        return self.wanted.get(op)
+
+    def set_header(self, header, raw: bytes) -> bool:
+        """Record a canonical header at its op; True when it replaced a different one."""
+        op = header.op
+        old = self.headers.get(op)
+        if old is not None and old.checksum == header.checksum:
+            return False
+        self.headers[op] = header
+        self.raw_headers[op] = bytes(raw[:HEADER_SIZE])
+        self.wanted.pop(op, None)
+        if old is not None:
+            self.frames.pop(op, None)
+        if op > self.head:
+            self.head = op
+        return old is not None
+
+    def set_frame(self, header, frame: bytes) -> None:
+        self.set_header(header, frame)
+        self.frames[header.op] = frame
+
+    def forget(self, op: int) -> None:
+        self.headers.pop(op, None)
+        self.raw_headers.pop(op, None)
+        self.frames.pop(op, None)
+        self.wanted.pop(op, None)
+
+    def truncate_after(self, op: int) -> None:
+        for stale in [o for o in self.headers if o > op]:
+            self.forget(stale)
+        for stale in [o for o in self.wanted if o > op]:
+            del self.wanted[stale]
+        for stale in [o for o in self.durable if o > op]:
+            del self.durable[stale]
+        self.head = max(op, self.floor)
+
+    def walk_chain(self) -> list[int]:
+        """Make every op below the head agree with its child's parent pointer.
+
+        Returns the ops whose stale header was dropped. Sets verified_from: the lowest op such
+        that every op from there up to the head has a header chained to the head.
+        """
+        replaced: list[int] = []
+        op = self.head
+        # Ops above the highest known header (headers lost to corruption) verify nothing.
+        top = max((o for o in self.headers if o <= self.head), default=self.floor)
+        verified = True
+        self.verified_from = top + 1
+        while op > self.floor:
+            header = self.headers.get(op)
+            child = self.headers.get(op + 1) if op < self.head else None
+            expected = child.parent if child is not None else None
+            if expected is not None:
+                if header is not None and header.checksum != expected:
+                    self.forget(op)
+                    replaced.append(op)
+                    header = None
+                if header is None:
+                    self.wanted[op] = expected
+            if op <= top:
+                if header is None or (op < top and child is None):
+                    verified = False
+                if verified:
+                    self.verified_from = op
+            op -= 1
+        return replaced
+
+    def verified_headers(self, count: int) -> list[bytes]:
+        """Raw headers of the chain-verified suffix, at most `count`, oldest first."""
+        top = max((o for o in self.headers if o <= self.head), default=self.floor)
+        low = max(self.verified_from, top - count + 1)
+        return [self.raw_headers[op] for op in range(low, top + 1) if op in self.raw_headers]
+
+    def missing(self) -> list[int]:
+        """Ops in (floor, head] this replica cannot apply or serve yet, lowest first."""
+        return [op for op in range(self.floor + 1, self.head + 1) if op not in self.frames]
+
+    def drop_below(self, op: int) -> None:
+        """Release memory of ops <= op (checkpointed and past the retention window)."""
+        for old in [o for o in self.headers if o <= op]:
+            self.forget(old)
+        for old in [o for o in self.wanted if o <= op]:
+            del self.wanted[old]
+        for old in [o for o in self.durable if o <= op]:
+            del self.durable[old]

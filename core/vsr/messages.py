@@ -1,0 +1,204 @@
+"""The vocabulary of the sans-IO VSR core: its configuration, its inputs and its actions.
+
+Owns the plain classes exchanged between `Replica.step` and its caller, and the named bounds of
+the protocol. It never does I/O and never holds replica state.
+
+Contract with the caller (see Replica.step): inputs are fed one at a time; the returned actions
+are executed IN ORDER. `PersistView` must be durable before any later action of the same list
+is executed (it precedes the messages that reveal the new view), which is why it is a
+synchronous action and not a request/response pair. Journal appends are asynchronous: each
+`Append` carries a sequence number and the caller later feeds `Durable(seq)` meaning "every
+append up to seq is durable".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from core.check import check
+
+REPLICAS_MAX = 7
+PIPELINE_MAX_LIMIT = 256
+BATCH_MAX_LIMIT = 1024
+
+STATUS_NORMAL = "normal"
+STATUS_VIEW_CHANGE = "view_change"
+STATUS_RECOVERING = "recovering"
+
+OPERATION_REGISTER = 1
+OPERATION_NON_REPLICATED = 2
+OPERATION_LOGOUT = 3
+# A prepare's header `operation`: 0 = a batch of client requests.
+PREPARE_BATCH = 0
+
+
+@dataclass(frozen=True, slots=True)
+class VsrConfig:
+    replica_count: int
+    cluster: int = 1
+    pipeline_max: int = 64
+    batch_max: int = 64
+    batch_bytes_max: int = 512 * 1024
+    request_queue_max: int = 4096
+    clients_max: int = 4096
+    checkpoint_interval: int = 1024
+    # Ops below the checkpoint a replica still holds for lagging peers (DESIGN section 6).
+    journal_retention_ops: int = 256
+    # Headers carried by do_view_change and start_view (the uncommitted suffix and some).
+    view_headers_max: int = 128
+    headers_reply_max: int = 256
+    repair_requests_max: int = 16
+    tick_us: int = 10_000
+    heartbeat_ticks: int = 5
+    prepare_resend_ticks: int = 10
+    normal_timeout_ticks: int = 40
+    view_change_timeout_ticks: int = 50
+    view_change_resend_ticks: int = 8
+    request_start_view_timeout_ticks: int = 30
+    repair_ticks: int = 3
+
+    def __post_init__(self) -> None:
+        check(1 <= self.replica_count <= REPLICAS_MAX and self.replica_count % 2 == 1,
+              f"replica_count={self.replica_count} must be odd and <= {REPLICAS_MAX}")
+        check(1 <= self.pipeline_max <= PIPELINE_MAX_LIMIT, "pipeline_max out of range")
+        check(1 <= self.batch_max <= BATCH_MAX_LIMIT, "batch_max out of range")
+        check(self.view_headers_max > self.pipeline_max,
+              "view_headers_max must cover the whole pipeline")
+        check(self.checkpoint_interval >= 2 * self.pipeline_max,
+              "checkpoint_interval must exceed twice the pipeline")
+        check(self.journal_retention_ops >= self.pipeline_max,
+              "journal_retention_ops must cover the pipeline")
+        check(self.heartbeat_ticks < self.normal_timeout_ticks,
+              "a backup must hear several heartbeats before it suspects the primary")
+        for name in ("heartbeat_ticks", "prepare_resend_ticks", "normal_timeout_ticks",
+                     "view_change_timeout_ticks", "view_change_resend_ticks",
+                     "request_start_view_timeout_ticks", "repair_ticks", "tick_us",
+                     "request_queue_max", "clients_max", "headers_reply_max",
+                     "repair_requests_max"):
+            check(getattr(self, name) >= 1, f"{name} must be positive")
+
+    @property
+    def quorum(self) -> int:
+        return self.replica_count // 2 + 1
+
+
+# ---------------------------------------------------------------- inputs
+
+
+@dataclass(slots=True)
+class Receive:
+    """A checked frame from a peer or a client: decoded header and body. `stale` marks a
+    client read the caller classified as a stale read (served by any replica at once)."""
+    header: object
+    body: bytes | memoryview = b""
+    stale: bool = False
+    # The whole frame as received, when the caller has it: a prepare is journaled as is.
+    frame: bytes | None = None
+
+
+@dataclass(slots=True)
+class Tick:
+    pass
+
+
+@dataclass(slots=True)
+class Durable:
+    """Every Append with seq <= this is durable in the journal."""
+    seq: int
+
+
+@dataclass(slots=True)
+class AppliedEntry:
+    client: bytes
+    request: int
+    operation: int
+    status: int
+    result: bytes
+
+
+@dataclass(slots=True)
+class Applied:
+    """The state machine applied every op up to `op`; `entries` are the results of `op`."""
+    op: int
+    entries: list[AppliedEntry] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class CheckpointDone:
+    op: int
+
+
+@dataclass(slots=True)
+class SnapshotInstalled:
+    """State transfer finished: the state machine now holds the checkpoint at `op`."""
+    op: int
+
+
+# ---------------------------------------------------------------- actions
+
+
+@dataclass(slots=True)
+class Send:
+    to: int
+    frame: bytes
+
+
+@dataclass(slots=True)
+class Append:
+    seq: int
+    op: int
+    frame: bytes
+
+
+@dataclass(slots=True)
+class Truncate:
+    """Drop every journal entry above `op` (an uncommitted suffix that lost a view change)."""
+    op: int
+
+
+@dataclass(slots=True)
+class PersistView:
+    """Make view/log_view durable (superblock) before executing the following actions."""
+    view: int
+    log_view: int
+    # Raw prepare headers of the log's verified suffix (superblock "view headers").
+    headers: list[bytes] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Apply:
+    """Apply the committed prepare at `op` (frame = header + batch body), then feed Applied."""
+    op: int
+    frame: bytes
+
+
+@dataclass(slots=True)
+class Reply:
+    client: bytes
+    frame: bytes
+
+
+@dataclass(slots=True)
+class ReplyFromTable:
+    """A retry of a committed request: answer it from the client table (client_reply)."""
+    header: object
+
+
+@dataclass(slots=True)
+class Query:
+    """Answer a read now: the state machine has applied at least `op`."""
+    header: object
+    body: bytes | memoryview
+    op: int
+
+
+@dataclass(slots=True)
+class Checkpoint:
+    op: int
+
+
+@dataclass(slots=True)
+class RequestSnapshot:
+    """Peers' journals no longer hold the ops this replica needs: fetch checkpoint `op`."""
+    peer: int
+    op: int

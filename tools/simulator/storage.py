@@ -1,0 +1,81 @@
+"""The simulated disk of one replica, with the journal's failure semantics (DESIGN section 6).
+
+Owns the superblock (view, log_view, view headers, checkpoint op and its state sections,
+written synchronously as the real superblock is fsynced before the replica proceeds) and the
+journal: appends become durable at the next sync; a crash loses unsynced appends and may tear
+the last one (a torn entry above every durable op is cut at recovery; a torn rewrite of an op in
+the middle is a corrupt entry to repair); `corrupt` damages a durable entry (its body only, so
+the header survives as in the ring journal's redundant header region, or the whole entry).
+Truncation is durable at once. It never interprets prepares beyond their op.
+"""
+
+from __future__ import annotations
+
+import random
+
+from core.vsr.replica import Recovered
+from net.wire import HEADER_SIZE
+
+
+class Storage:
+    def __init__(self) -> None:
+        self.view = 0
+        self.log_view = 0
+        self.view_headers: list[bytes] = []
+        self.checkpoint_op = 0
+        self.checkpoint_sections: dict | None = None
+        self.durable: dict[int, bytes | None] = {}
+        self.pending: list[tuple[int, int, bytes]] = []  # (seq, op, frame)
+        self.corrupted: set[int] = set()
+
+    def persist_view(self, view: int, log_view: int, headers: list[bytes]) -> None:
+        self.view, self.log_view, self.view_headers = view, log_view, list(headers)
+
+    def append(self, seq: int, op: int, frame: bytes) -> None:
+        self.pending.append((seq, op, frame))
+
+    def sync(self) -> int | None:
+        """Make every pending append durable; the highest seq synced, if any."""
+        if not self.pending:
+            return None
+        for _, op, frame in self.pending:
+            self.durable[op] = frame
+        seq = self.pending[-1][0]
+        self.pending.clear()
+        return seq
+
+    def truncate(self, op: int) -> None:
+        for stale in [o for o in self.durable if o > op]:
+            del self.durable[stale]
+        self.pending = [p for p in self.pending if p[1] <= op]
+
+    def checkpoint(self, op: int, sections: dict) -> None:
+        self.checkpoint_op = op
+        self.checkpoint_sections = sections
+
+    def corrupt(self, rng: random.Random) -> int | None:
+        candidates = sorted(op for op, frame in self.durable.items()
+                            if frame is not None and op > self.checkpoint_op
+                            and len(frame) > HEADER_SIZE)
+        if not candidates:
+            return None
+        op = rng.choice(candidates)
+        frame = self.durable[op]
+        # Body-only damage keeps the header (readable from the header region); whole-entry
+        # damage leaves only the knowledge that op exists.
+        self.durable[op] = frame[:HEADER_SIZE] if rng.random() < 0.5 else None
+        self.corrupted.add(op)
+        return op
+
+    def crash(self, rng: random.Random, torn: bool) -> None:
+        if torn and self.pending:
+            _, op, _ = self.pending[-1]
+            top = max((o for o in self.durable), default=0)
+            if op <= top:
+                self.durable[op] = None  # a torn rewrite in the middle: corrupt, to repair
+        self.pending.clear()
+
+    def recover(self) -> Recovered:
+        journal = {op: frame for op, frame in self.durable.items() if op > self.checkpoint_op}
+        return Recovered(self.view, self.log_view, self.view_headers, self.checkpoint_op,
+                         journal)

@@ -1,0 +1,114 @@
+"""Simulated clients of the key-value workload and the history they record.
+
+Owns client behaviour (register, then writes of unique values and linearizable reads on a few
+keys, one request in flight, retry of the SAME request number to the next replica on timeout)
+and the history of invocations and completions the checkers read. It never looks inside the
+replicas. To drive another state machine, write a workload with the same shape and pass it
+with the state machine factory to the cluster (see tools/simulator/__init__.py).
+"""
+
+from __future__ import annotations
+
+import random
+import struct
+from dataclasses import dataclass
+
+from core.vsr.messages import OPERATION_NON_REPLICATED, OPERATION_REGISTER
+from net.wire import Command, body_checksum, encode, make_header
+from tools.simulator.kv import OPERATION_PUT, QUERY_GET, KvStateMachine
+
+KEYS = 4
+REQUEST_TIMEOUT_TICKS = 60
+
+
+@dataclass
+class Operation:
+    client: int
+    kind: str  # "write" | "read"
+    key: int
+    value: bytes | None  # written value, or the value read
+    invoke_tick: int
+    complete_tick: int | None = None
+    request: int = 0
+
+
+class KvClient:
+    def __init__(self, index: int, replica_count: int, rng: random.Random) -> None:
+        self.index = index
+        self.node = ("client", index)
+        self.id = struct.pack("<QQ", 0xC0FFEE, index + 1)
+        self.replica_count = replica_count
+        self.rng = rng
+        self.session = 0
+        self.request = 0  # last request number used by a replicated request
+        self.target = rng.randrange(replica_count)
+        self.current: Operation | None = None
+        self.frame = b""
+        self.sent_tick = 0
+        self.wait_until = 0
+        self.registered = False
+
+    def _frame(self, operation: int, request: int, body: bytes, code: int = 0) -> bytes:
+        header = make_header(Command.REQUEST, client=self.id, request=request,
+                             operation=operation, session=self.session, code=code,
+                             request_checksum=body_checksum(body) if code == 0 else 0)
+        return encode(header, body, checksums=False)
+
+    def tick(self, now: int, history: list, send) -> None:
+        if self.current is None:
+            if now < self.wait_until:
+                return
+            if not self.registered:
+                self.current = Operation(self.index, "register", 0, None, now, request=0)
+                self.frame = self._frame(OPERATION_REGISTER, 0, b"")
+            elif self.rng.random() < 0.5:
+                self.request += 1
+                key = self.rng.randrange(KEYS)
+                value = f"{self.index}:{self.request}".encode()
+                self.current = Operation(self.index, "write", key, value, now,
+                                         request=self.request)
+                self.frame = self._frame(OPERATION_PUT, self.request, bytes([key]) + value)
+            else:
+                key = self.rng.randrange(KEYS)
+                # A read carries the current counter without advancing it (Iggy numbering).
+                self.current = Operation(self.index, "read", key, None, now,
+                                         request=self.request + 1)
+                self.frame = self._frame(OPERATION_NON_REPLICATED, self.request + 1,
+                                         bytes([key]), code=QUERY_GET)
+            history.append(self.current)
+            self.sent_tick = now
+            send(self.target, self.frame)
+        elif now - self.sent_tick >= REQUEST_TIMEOUT_TICKS:
+            # Retry the same request (same number) at the next replica.
+            self.target = (self.target + 1) % self.replica_count
+            self.sent_tick = now
+            send(self.target, self.frame)
+
+    def on_reply(self, now: int, header, body, acked: set) -> None:
+        op = self.current
+        if op is None or header.client != self.id or header.request != op.request:
+            return
+        expected = {"register": OPERATION_REGISTER, "write": OPERATION_PUT,
+                    "read": OPERATION_NON_REPLICATED}[op.kind]
+        if header.operation != expected:
+            return
+        self.target = header.view % self.replica_count
+        if op.kind == "register":
+            _, self.session = struct.unpack("<IQ", bytes(body))
+            self.registered = True
+        elif op.kind == "write":
+            if header.status != 0:
+                raise AssertionError(f"write failed with status {header.status}")
+            acked.add((self.id, op.request))
+        else:
+            op.value = bytes(body)
+        op.complete_tick = now
+        self.current = None
+        self.wait_until = now + self.rng.randint(0, 5)
+
+
+class KvWorkload:
+    """The workload bundle the cluster needs: state machine factory, clients, model."""
+    state_machine = KvStateMachine
+    client = KvClient
+    OPERATION_QUERY = OPERATION_NON_REPLICATED
