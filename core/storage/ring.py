@@ -7,8 +7,9 @@ blocks that already exist and fdatasync never has to journal a size or extent ch
 writes a slot whose current op is above the released prefix (the checkpoint), and never writes
 a header before its prepare is durable.
 
-Hot path: the file is memory-mapped; append copies each frame into its slot (no syscall per
-op) and sync() is one fdatasync. Ordering, the reason a header is trustworthy: the headers of
+Hot path: append pwrites each frame into its slot; sync() pwrites the due headers (one call per
+contiguous run) and does one fdatasync. (A shared mmap was tried and measured slower: re-dirtying
+a page after writeback costs a write-protect fault per page and sync.) Ordering, the reason a header is trustworthy: the headers of
 the prepares made durable by sync N are copied into the header region during sync N+1, so they
 reach the disk together with the next batch, one fdatasync for both. A valid header therefore
 proves its prepare was durable: a header whose slot does not verify is a fault (corrupt after
@@ -22,6 +23,7 @@ import os
 from collections.abc import Sequence
 
 from core.check import check
+from core.storage.files import write_all_at
 from core.storage.journal import (
     EntryFault, Fault, Journal, Recovery, check_contiguous, classify,
 )
@@ -90,15 +92,16 @@ class RingJournal(Journal):
         size = os.fstat(self._fd).st_size
         check(size == file_size_bytes(slots, slot_size_bytes),
               f"ring file is {size} bytes, geometry says {file_size_bytes(slots, slot_size_bytes)}")
-        self._map = mmap.mmap(self._fd, size,
-                              access=mmap.ACCESS_READ if read_only else mmap.ACCESS_WRITE)
+        self._map = mmap.mmap(self._fd, size, access=mmap.ACCESS_READ)  # reads; writes pwrite
         self._slots_offset = headers_region_bytes(slots)
         self.faults: dict[int, Fault] = {}
         self.op_min = 1
         self.op_max = 0
         self.released_op = 0  # slots of ops <= released_op may be overwritten
-        self._unsynced: list[tuple[int, int]] = []  # (op, slot) appended since the last sync
-        self._headers_due: list[tuple[int, int]] = []  # durable prepares awaiting their header
+        # (first op, headers) of batches appended since the last sync, and of batches made
+        # durable by the last sync whose headers are still to be written.
+        self._unsynced: list[tuple[int, list[bytes]]] = []
+        self._headers_due: list[tuple[int, list[bytes]]] = []
 
     def _slot_offset(self, op: int) -> int:
         return self._slots_offset + (op % self.slots) * self.slot_size_bytes
@@ -149,7 +152,7 @@ class RingJournal(Journal):
                 slot_header = self._map[self._slot_offset(op):self._slot_offset(op) + HEADER_SIZE]
                 if self._map[offset:offset + HEADER_SIZE] != slot_header:
                     if not self.read_only:
-                        self._map[offset:offset + HEADER_SIZE] = slot_header
+                        write_all_at(self._fd, slot_header, offset)
                     repaired += 1
         if not self.read_only:
             os.fdatasync(self._fd)
@@ -161,8 +164,8 @@ class RingJournal(Journal):
         for op in ops:
             header_offset = (op % self.slots) * HEADER_SIZE
             slot_offset = self._slot_offset(op)
-            self._map[header_offset:header_offset + HEADER_SIZE] = _ZERO_HEADER
-            self._map[slot_offset:slot_offset + HEADER_SIZE] = _ZERO_HEADER
+            write_all_at(self._fd, _ZERO_HEADER, header_offset)
+            write_all_at(self._fd, _ZERO_HEADER, slot_offset)
 
     # -- the hot path ------------------------------------------------------------------------
 
@@ -173,21 +176,25 @@ class RingJournal(Journal):
         check(last - self.slots <= self.released_op,
               f"op {last} would overwrite op {last - self.slots} above the checkpoint "
               f"{self.released_op}: checkpoint_interval too large for {self.slots} slots")
-        mapping = self._map
         for op, frame in enumerate(frames, first):
             check(len(frame) <= self.slot_size_bytes, f"prepare of {len(frame)} bytes > slot")
-            offset = self._slot_offset(op)
-            mapping[offset:offset + len(frame)] = frame
-            self._unsynced.append((op, op % self.slots))
+            # One pwrite per prepare: slots are not contiguous on disk (a slot is sized for the
+            # largest prepare), and writing the padding between them would multiply the bytes
+            # written; Python has no scatter-to-offsets write (io_uring) to do it in one call.
+            write_all_at(self._fd, frame, self._slot_offset(op))
+        self._unsynced.append((first, [frame[:HEADER_SIZE] for frame in frames]))
         self.op_max = last
         self.op_min = max(self.op_min, last - self.slots + 1)
 
     def sync(self) -> int:
-        mapping = self._map
-        slots_offset = self._slots_offset
-        for op, slot in self._headers_due:
-            source = slots_offset + slot * self.slot_size_bytes
-            mapping[slot * HEADER_SIZE:(slot + 1) * HEADER_SIZE] = mapping[source:source + HEADER_SIZE]
+        # Headers of prepares made durable by the previous sync: consecutive ops have
+        # consecutive header entries, so a batch is one pwrite (two when it wraps).
+        for first, headers in self._headers_due:
+            slot = first % self.slots
+            before_wrap = min(len(headers), self.slots - slot)
+            write_all_at(self._fd, b"".join(headers[:before_wrap]), slot * HEADER_SIZE)
+            if before_wrap < len(headers):
+                write_all_at(self._fd, b"".join(headers[before_wrap:]), 0)
         os.fdatasync(self._fd)
         self._headers_due = self._unsynced
         self._unsynced = []
@@ -230,8 +237,10 @@ class RingJournal(Journal):
         check(op >= self.op_min - 1, f"truncate_suffix({op}) below op_min {self.op_min}")
         self._erase(range(op + 1, self.op_max + 1))
         os.fdatasync(self._fd)
-        self._unsynced = [(o, s) for o, s in self._unsynced if o <= op]
-        self._headers_due = [(o, s) for o, s in self._headers_due if o <= op]
+        self._unsynced = [(first, headers[:max(0, op - first + 1)])
+                          for first, headers in self._unsynced if first <= op]
+        self._headers_due = [(first, headers[:max(0, op - first + 1)])
+                             for first, headers in self._headers_due if first <= op]
         for faulty in [f for f in self.faults if f > op]:
             del self.faults[faulty]
         self.op_max = min(self.op_max, op)
@@ -244,10 +253,10 @@ class RingJournal(Journal):
         check(fault.expected_checksum in (None, identity.checksum), "repair frame is another prepare")
         check(identity.size <= self.slot_size_bytes, "repair frame larger than a slot")
         offset = self._slot_offset(identity.op)
-        self._map[offset:offset + identity.size] = frame
+        write_all_at(self._fd, frame, offset)
         os.fdatasync(self._fd)  # the prepare is durable before its header, as on append
         header_offset = (identity.op % self.slots) * HEADER_SIZE
-        self._map[header_offset:header_offset + HEADER_SIZE] = frame[:HEADER_SIZE]
+        write_all_at(self._fd, frame[:HEADER_SIZE], header_offset)
         os.fdatasync(self._fd)
         del self.faults[identity.op]
 

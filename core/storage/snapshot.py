@@ -212,13 +212,16 @@ class SnapshotStore:
         resolved: list[tuple[str, int, bytes, int]] = []
         for name in sorted(sections):  # sorted: byte-identical files on every replica
             version, data = sections[name]
-            if data is None:
-                check(previous is not None and name in previous.sections,
-                      f"section {name} reused but the previous checkpoint lacks it")
+            unchanged = previous is not None and name in previous.sections and (
+                data is None or data is previous.sections[name][1])
+            if unchanged:
+                # The very bytes of the previous checkpoint (the state machine hands back the
+                # same object for a clean domain): their checksum is known, no rehash.
                 old_version, data = previous.sections[name]
                 check(old_version == version, f"section {name} reused across versions")
                 checksum = previous.header.entry(name).checksum
             else:
+                check(data is not None, f"section {name} reused but the previous lacks it")
                 checksum = xxhash.xxh3_64_intdigest(data)
             resolved.append((name, version, data, checksum))
         header_bytes = encode_header(op, view, timestamp,

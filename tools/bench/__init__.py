@@ -13,6 +13,8 @@ HELP = "run a benchmark and print its table (--json FILE for machine-readable fi
 
 # kind -> module exposing HELP, add_arguments(parser), run(args) -> dict of flat figures.
 KINDS: dict[str, str] = {
+    "checkpoint": "tools.bench.checkpoint",
+    "journal": "tools.bench.journal",
     "ring": "tools.bench.ring",
     "codec": "tools.bench.codec",
 }
