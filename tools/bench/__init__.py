@@ -13,6 +13,7 @@ HELP = "run a benchmark and print its table (--json FILE for machine-readable fi
 
 # kind -> module exposing HELP, add_arguments(parser), run(args) -> dict of flat figures.
 KINDS: dict[str, str] = {
+    "apply": "tools.bench.apply",
     "checkpoint": "tools.bench.checkpoint",
     "journal": "tools.bench.journal",
     "ring": "tools.bench.ring",
