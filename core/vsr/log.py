@@ -81,8 +81,10 @@ class Log:
         """
         replaced: list[int] = []
         op = self.head
-        # Ops above the highest known header (headers lost to corruption) verify nothing.
-        top = max((o for o in self.headers if o <= self.head), default=self.floor)
+        # Trust flows only down from the head: a head whose header is unknown (lost to
+        # corruption, or a start_view that named the head without its header) verifies
+        # nothing, so a stale entry below it can never pass for canonical.
+        top = self.head if self.head in self.headers else self.floor - 1
         verified = True
         self.verified_from = top + 1
         while op > self.floor:
@@ -106,9 +108,14 @@ class Log:
 
     def verified_headers(self, count: int) -> list[bytes]:
         """Raw headers of the chain-verified suffix, at most `count`, oldest first."""
-        top = max((o for o in self.headers if o <= self.head), default=self.floor)
-        low = max(self.verified_from, top - count + 1)
-        return [self.raw_headers[op] for op in range(low, top + 1) if op in self.raw_headers]
+        raws: list[bytes] = []
+        header = self.headers.get(self.head)
+        while header is not None and len(raws) < count:
+            raws.append(self.raw_headers[header.op])
+            below = self.headers.get(header.op - 1)
+            header = below if below is not None and below.checksum == header.parent else None
+        raws.reverse()
+        return raws
 
     def missing(self) -> list[int]:
         """Ops in (floor, head] this replica cannot apply or serve yet, lowest first."""

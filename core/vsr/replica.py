@@ -81,6 +81,7 @@ class Replica:
         self.status_since_tick = 0
         self.last_heartbeat_tick = 0
         self.last_timestamp_us = 0
+        self.view_start_head = 0
         self.actions: list = []
         if recovered is None:
             self._install_root()
@@ -206,8 +207,11 @@ class Replica:
         if h.command == Command.REQUEST:
             self._on_request(h, event.body, event.stale)
             return
-        if h.cluster != self.cluster or h.replica == self.replica or \
-                h.replica >= self.config.replica_count:
+        if h.cluster != self.cluster or h.replica >= self.config.replica_count:
+            return
+        # A prepare names the primary that made it, not its sender: a repair answer may carry
+        # our own old prepare back to us. Every other command names its sender.
+        if h.replica == self.replica and h.command != Command.PREPARE:
             return
         checkpoint_op = getattr(h, "checkpoint_op", None)
         if checkpoint_op is not None:
@@ -262,7 +266,10 @@ class Replica:
             if stale:
                 self.actions.append(Query(h, body, self.applied))
             elif self.status == STATUS_NORMAL and self.is_primary:
-                self.reads.add(h, body, self.commit_max)
+                # A new primary's commit number may lag ops the old primary committed (and
+                # acknowledged); they are all at or below the head it started the view with,
+                # so the read waits for that too.
+                self.reads.add(h, body, max(self.commit_max, self.view_start_head))
                 self._maybe_start_read_round()
             return
         if self.status != STATUS_NORMAL or not self.is_primary:
@@ -548,6 +555,7 @@ class Replica:
         if merged is None:
             return  # a corrupt head hides ops that may be acknowledged: wait for more votes
         self._install_log(merged.head, merged.headers)
+        self.view_start_head = merged.head
         self.log_view = self.view
         self.status = STATUS_NORMAL
         self.status_since_tick = self.ticks

@@ -70,10 +70,13 @@ class KvClient:
                 self.frame = self._frame(OPERATION_PUT, self.request, bytes([key]) + value)
             else:
                 key = self.rng.randrange(KEYS)
-                # A read carries the current counter without advancing it (Iggy numbering).
+                # The SDK reuses the counter for reads (one request in flight on an ordered
+                # connection tells replies apart); on this lossy, duplicating network a late
+                # reply to the previous read would match, so simulated reads advance it.
+                self.request += 1
                 self.current = Operation(self.index, "read", key, None, now,
-                                         request=self.request + 1)
-                self.frame = self._frame(OPERATION_NON_REPLICATED, self.request + 1,
+                                         request=self.request)
+                self.frame = self._frame(OPERATION_NON_REPLICATED, self.request,
                                          bytes([key]), code=QUERY_GET)
             history.append(self.current)
             self.sent_tick = now
