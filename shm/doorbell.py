@@ -37,7 +37,7 @@ import time
 import posix_ipc
 
 from core.check import check, check_range
-from shm.fence import full_fence
+from shm.fence import new_fence
 from shm.ring import RingConsumer
 from shm.segment import Segment
 
@@ -57,7 +57,8 @@ class Doorbell:
         self.poll_us = poll_us
         self.sleeps = 0  # times this process really went to sleep; a metric for the poll budget
         self._segment = segment
-        self._flag = segment.words(0, 1)
+        self.flag_word = segment.words(0, 1)
+        self._fence_enter, self._fence_leave = new_fence()
         self._consumers: list[RingConsumer] = []
 
     # Consumer side.
@@ -87,7 +88,7 @@ class Doorbell:
         while self.prepare_to_sleep():
             remaining_s = deadline - time.monotonic()
             if remaining_s <= 0:
-                self._flag[0] = AWAKE
+                self.flag_word[0] = AWAKE
                 return False
             self._sleep(remaining_s)
             self.woke()
@@ -99,15 +100,16 @@ class Doorbell:
         A True answer obliges the caller to sleep on this doorbell (or on fileno() in a
         selector) and then call woke().
         """
-        self._flag[0] = SLEEPING
-        full_fence()
+        self.flag_word[0] = SLEEPING
+        self._fence_enter()
+        self._fence_leave()
         if self.ready():
-            self._flag[0] = AWAKE
+            self.flag_word[0] = AWAKE
             return False
         return True
 
     def woke(self) -> None:
-        self._flag[0] = AWAKE
+        self.flag_word[0] = AWAKE
         self.sleeps += 1
         self._drain()
 
@@ -115,10 +117,15 @@ class Doorbell:
 
     def notify(self) -> None:
         """Call after publishing: wakes the consumer only if it announced sleep."""
-        full_fence()
-        if self._flag[0] == SLEEPING:
-            self._flag[0] = AWAKE
-            self._wake()
+        self._fence_enter()
+        self._fence_leave()
+        if self.flag_word[0] == SLEEPING:
+            self.wake_sleeper()
+
+    def wake_sleeper(self) -> None:
+        """notify() after its fence found the flag SLEEPING (RingProducer.push inlines notify)."""
+        self.flag_word[0] = AWAKE
+        self._wake()
 
     def close(self) -> None:
         self._consumers.clear()

@@ -5,16 +5,24 @@ Layout of a ring segment (native little-endian, x86-64):
     [0, 8)        tail_bytes: bytes ever published; written only by the producer
     [64, 72)      head_bytes: bytes ever released; written only by the consumer
     [128, 160)    magic, layout version, capacity_bytes, record_size_max (set once by create)
-    [HEADER_BYTES, HEADER_BYTES + capacity_bytes)   records
+    [HEADER_BYTES, HEADER_BYTES + capacity_bytes)   entries
 
 The counters sit on separate cache lines so the two sides do not invalidate each other's line
 on every store. They only grow (2**64 bytes at 10 GB/s is 58 years); a position is
-counter & (capacity_bytes - 1). A record is a u32 length, the payload, then padding up to
-RECORD_ALIGN_BYTES. A record never straddles the end of the data area: when it does not fit
-before the end, the producer writes WRAP_MARKER as the length there and the record starts at 0;
-the skipped bytes count as used until the consumer passes them. That keeps every record one
-contiguous memoryview for the consumer. record_size_max is bounded so that twice the largest
-padded record fits in the ring, so a record always fits in an empty ring whatever the wrap.
+counter & (capacity_bytes - 1).
+
+An entry is a u32 word, a payload, then padding up to ENTRY_ALIGN_BYTES. The word is one of:
+- a length < BATCH_FLAG: the payload is one record (push);
+- BATCH_FLAG | length: the payload is marshal.dumps of a list of records (push_batch);
+- WRAP_MARKER: the rest of the data area is unused, the next entry starts at offset 0.
+An entry never straddles the end of the data area, so every payload is one contiguous slice and
+a batch is copied into the ring with one slice assignment. Entries are bounded by half the
+capacity, so an entry always fits in an empty ring whatever the wrap.
+
+Why marshal for batches: per-record Python work (a length, a slice, a list append: ~250 ns on
+each side) would cap a batch at ~3M records/s; marshal splits and joins a list of bytes in C
+(~30 ns a record). Both ends of a ring are the same installed interpreter, so its version-bound
+format is not a concern, and unlike pickle, loading it never runs code.
 
 Memory ordering (x86-64, TSO): the producer writes the payload first, then stores the new tail;
 the consumer loads the tail, then reads the payload. x86 does not reorder a store with earlier
@@ -24,9 +32,10 @@ producer loads head before overwriting, so nothing is overwritten while it is be
 counter has exactly one writer and is stored as one aligned 8-byte word through a numpy uint64
 view, so a reader never sees a torn value. (Not valid on weakly ordered CPUs such as ARM.)
 
-Lifetime of popped records: pop() returns memoryviews into the ring itself (no copy). They stay
-valid until release(), which hands their bytes back to the producer; a consumer must finish with
-(or copy) every record before it calls release(), and drop them before closing the ring.
+Lifetime of popped records: a record pushed alone is popped as a memoryview into the ring itself
+(no copy), valid until release(), which hands its bytes back to the producer; a consumer must
+finish with (or copy) such records before it calls release(), and drop them before closing the
+ring. Records pushed in a batch are popped as bytes, copies that outlive release().
 
 A full ring is backpressure, never a drop: push waits, up to a deadline, for the consumer to
 release space, then raises RingFullTimeout. A consumer killed with -9 therefore shows up as a
@@ -35,12 +44,14 @@ timeout in its producer, not a hang.
 
 from __future__ import annotations
 
-import bisect
+import marshal
+import os
 import struct
 import time
 from collections.abc import Sequence
 
-from core.check import check, check_range
+from core.check import InvariantError, check, check_range
+from shm.fence import new_fence
 from shm.segment import Segment
 
 HEADER_BYTES = 4096
@@ -49,30 +60,39 @@ _HEAD_OFFSET = 64
 _INFO_OFFSET = 128
 MAGIC = 0x676E6972_7273766D  # "mvsrring" read as a little-endian u64
 LAYOUT_VERSION = 1
-RECORD_ALIGN_BYTES = 8
-_LENGTH = struct.Struct("<I")
-LENGTH_BYTES = _LENGTH.size
+ENTRY_ALIGN_BYTES = 8
+_WORD = struct.Struct("<I")
+WORD_BYTES = _WORD.size
+BATCH_FLAG = 0x8000_0000
 WRAP_MARKER = 0xFFFF_FFFF
 CAPACITY_MIN_BYTES = 4096
-CAPACITY_MAX_BYTES = 1 << 32
-# A full producer re-reads head with sleeps growing from the first value to the second; a full
-# ring is the exceptional case, so no doorbell runs in that direction.
+# Entry lengths must stay below BATCH_FLAG, and entries are bounded by half the capacity.
+CAPACITY_MAX_BYTES = 1 << 31
+# marshal spends a type byte and a u32 length on the list and on each bytes item; a batch is
+# cut into pieces so that no piece can exceed the entry bound.
+_MARSHAL_LIST_BYTES = 5
+_MARSHAL_ITEM_BYTES = 5
+# A full producer first spins on head for FULL_SPIN_US: a live consumer releases a pop's worth
+# within microseconds, and the shortest sleep Linux grants is ~60 us, long enough to let the
+# consumer drain the ring and idle. Then it re-reads head with sleeps growing from the first
+# value to the second. A full ring is the exceptional case, so no doorbell runs that way.
+FULL_SPIN_US = 200
 FULL_BACKOFF_MIN_S = 0.000_05
 FULL_BACKOFF_MAX_S = 0.001
 
 
 class RingFullTimeout(TimeoutError):
-    """The consumer released no room for a record before the producer's deadline."""
+    """The consumer released no room for an entry before the producer's deadline."""
 
 
 def padded_size(payload_bytes: int) -> int:
-    """Bytes one record of payload_bytes takes in the ring (length, payload, padding)."""
-    return (payload_bytes + LENGTH_BYTES + RECORD_ALIGN_BYTES - 1) & -RECORD_ALIGN_BYTES
+    """Bytes one entry of payload_bytes takes in the ring (word, payload, padding)."""
+    return (payload_bytes + WORD_BYTES + ENTRY_ALIGN_BYTES - 1) & -ENTRY_ALIGN_BYTES
 
 
-def record_size_max_for(capacity_bytes: int) -> int:
-    """The largest record_size_max a ring of capacity_bytes accepts."""
-    return capacity_bytes // 2 - LENGTH_BYTES
+def entry_size_max_for(capacity_bytes: int) -> int:
+    """The largest entry payload: twice its padded size fits in the ring."""
+    return capacity_bytes // 2 - WORD_BYTES
 
 
 class Ring:
@@ -88,6 +108,7 @@ class Ring:
         check(segment.size_bytes >= HEADER_BYTES + capacity, f"ring {self.name}: segment too small")
         self.capacity_bytes = capacity
         self.record_size_max = size_max
+        self.entry_size_max = entry_size_max_for(capacity)
         self.tail_word = segment.words(_TAIL_OFFSET, 1)
         self.head_word = segment.words(_HEAD_OFFSET, 1)
         self.data = segment.buffer(HEADER_BYTES, capacity)
@@ -116,7 +137,7 @@ class Ring:
 def _check_geometry(name: str, capacity_bytes: int, record_size_max: int) -> None:
     check_range(capacity_bytes, CAPACITY_MIN_BYTES, CAPACITY_MAX_BYTES, f"ring {name} capacity_bytes")
     check(capacity_bytes & (capacity_bytes - 1) == 0, f"ring {name}: capacity_bytes={capacity_bytes} not a power of two")
-    check_range(record_size_max, 0, record_size_max_for(capacity_bytes), f"ring {name} record_size_max")
+    check_range(record_size_max, 0, entry_size_max_for(capacity_bytes), f"ring {name} record_size_max")
 
 
 class RingProducer:
@@ -127,6 +148,8 @@ class RingProducer:
         self.ring = ring
         self.full_timeout_s = full_timeout_s
         self._doorbell = doorbell
+        self._bell_flag = doorbell.flag_word if doorbell is not None else None
+        self._fence_enter, self._fence_leave = new_fence()
         self._data = ring.data
         self._tail_word = ring.tail_word
         self._head_word = ring.head_word
@@ -140,121 +163,112 @@ class RingProducer:
 
     def push(self, record: bytes | bytearray | memoryview, timeout_s: float | None = None) -> None:
         """Publish one record and ring the doorbell if the consumer sleeps."""
+        # _put() and notify() written out: a call costs ~50 ns of a ~300 ns push.
         size = len(record)
         if size > self._size_max:
             check_range(size, 0, self._size_max, f"ring {self.ring.name} record_bytes")
-        step = (size + 11) & -8  # padded_size(), inlined: this is the hot path
+        step = (size + 11) & -8  # padded_size()
         tail = self._tail
         pos = tail & self._mask
         skip = self._capacity - pos
         if skip >= step:
             skip = 0
         if self._capacity - (tail - self._head_seen) < skip + step:
-            timeout_s = self.full_timeout_s if timeout_s is None else timeout_s
-            self._wait_for_space(skip + step, time.monotonic() + timeout_s, timeout_s)
+            self._wait_for_space(skip + step, timeout_s)
         data = self._data
         if skip:
-            _LENGTH.pack_into(data, pos, WRAP_MARKER)
+            _WORD.pack_into(data, pos, WRAP_MARKER)
             pos = 0
-        _LENGTH.pack_into(data, pos, size)
+        _WORD.pack_into(data, pos, size)
         data[pos + 4:pos + 4 + size] = record
+        self._tail = tail = tail + skip + step
+        self._tail_word[0] = tail
+        if self._bell_flag is not None:
+            self._fence_enter()
+            self._fence_leave()
+            if self._bell_flag[0]:
+                self._doorbell.wake_sleeper()
+
+    def push_batch(self, records: Sequence[bytes], timeout_s: float | None = None) -> None:
+        """Publish records in order as one batch entry, or several if they exceed the entry bound.
+
+        Each piece waits up to timeout_s for room; a timeout leaves earlier pieces published.
+        """
+        lengths = list(map(len, records))
+        if not lengths:
+            return
+        if max(lengths) > self._size_max:
+            check_range(max(lengths), 0, self._size_max, f"ring {self.ring.name} record_bytes")
+        if len(lengths) == 1:
+            self._put(lengths[0], records[0], lengths[0], timeout_s)
+        elif _MARSHAL_LIST_BYTES + sum(lengths) + _MARSHAL_ITEM_BYTES * len(lengths) <= self.ring.entry_size_max:
+            blob = marshal.dumps(records if type(records) in (list, tuple) else list(records))
+            self._put(BATCH_FLAG | len(blob), blob, len(blob), timeout_s)
+        else:
+            self._push_pieces(records, lengths, timeout_s)
+
+    def _push_pieces(self, records: Sequence[bytes], lengths: list[int], timeout_s: float | None) -> None:
+        start, piece_bytes = 0, _MARSHAL_LIST_BYTES
+        for index, length in enumerate(lengths):
+            if piece_bytes + length + _MARSHAL_ITEM_BYTES > self.ring.entry_size_max:
+                self.push_batch(records[start:index], timeout_s)
+                start, piece_bytes = index, _MARSHAL_LIST_BYTES
+            piece_bytes += length + _MARSHAL_ITEM_BYTES
+        self.push_batch(records[start:], timeout_s)
+
+    def _put(self, word: int, payload, size: int, timeout_s: float | None) -> None:
+        """Write one entry (word, payload) contiguously, wrapping first if needed, and publish."""
+        step = (size + 11) & -8  # padded_size()
+        tail = self._tail
+        pos = tail & self._mask
+        skip = self._capacity - pos
+        if skip >= step:
+            skip = 0
+        if self._capacity - (tail - self._head_seen) < skip + step:
+            self._wait_for_space(skip + step, timeout_s)
+        data = self._data
+        if skip:
+            _WORD.pack_into(data, pos, WRAP_MARKER)
+            pos = 0
+        _WORD.pack_into(data, pos, word)
+        data[pos + 4:pos + 4 + size] = payload
         self._tail = tail = tail + skip + step
         self._tail_word[0] = tail
         if self._doorbell is not None:
             self._doorbell.notify()
 
-    def push_batch(self, records: Sequence[bytes], timeout_s: float | None = None) -> None:
-        """Publish records in order; one slice assignment when they fit before the ring's end."""
-        blob, ends = _frame(records, self._size_max, self.ring.name)
-        total = len(blob)
-        tail = self._tail
-        pos = tail & self._mask
-        if total <= self._capacity - pos and (
-            total <= self._capacity - (tail - self._head_seen) or total <= self._refresh_free()
-        ):
-            self._data[pos:pos + total] = blob
-            self._tail = tail = tail + total
-            self._tail_word[0] = tail
-            if self._doorbell is not None:
-                self._doorbell.notify()
-            return
-        self._push_chunks(memoryview(blob), ends, timeout_s)
-
-    def _push_chunks(self, blob: memoryview, ends: list[int], timeout_s: float | None) -> None:
-        # Slow path: the batch wraps or exceeds the free space. Write the longest run of whole
-        # records that fits both before the end and in free space, publish it, repeat.
-        timeout_s = self.full_timeout_s if timeout_s is None else timeout_s
-        deadline = time.monotonic() + timeout_s
-        index, start = 0, 0
-        while index < len(ends):
-            pos = self._tail & self._mask
-            to_end = self._capacity - pos
-            free = self._refresh_free()
-            stop = bisect.bisect_right(ends, start + min(to_end, free), lo=index)
-            if stop > index:
-                end = ends[stop - 1]
-                self._data[pos:pos + end - start] = blob[start:end]
-                self._publish(end - start)
-                index, start = stop, end
-            elif ends[index] - start <= to_end:
-                self._wait_for_space(ends[index] - start, deadline, timeout_s)
-            elif free >= to_end:
-                _LENGTH.pack_into(self._data, pos, WRAP_MARKER)
-                self._publish(to_end)
-            else:
-                self._wait_for_space(to_end, deadline, timeout_s)
-
-    def _publish(self, size_bytes: int) -> None:
-        self._tail += size_bytes
-        self._tail_word[0] = self._tail
-        if self._doorbell is not None:
-            self._doorbell.notify()
-
-    def _refresh_free(self) -> int:
+    def _wait_for_space(self, need_bytes: int, timeout_s: float | None) -> None:
         self._head_seen = self._head_word[0]
-        return self._capacity - (self._tail - self._head_seen)
-
-    def _wait_for_space(self, need_bytes: int, deadline: float, timeout_s: float) -> None:
-        if self._refresh_free() >= need_bytes:
+        if self._capacity - (self._tail - self._head_seen) >= need_bytes:
             return
         if self._doorbell is not None:
             self._doorbell.notify()  # a consumer asleep on a full ring would never drain it
+        timeout_s = self.full_timeout_s if timeout_s is None else timeout_s
+        deadline = time.monotonic() + timeout_s
+        spin_end_ns = time.perf_counter_ns() + FULL_SPIN_US * 1000
+        while time.perf_counter_ns() < spin_end_ns:
+            self._head_seen = self._head_word[0]
+            if self._capacity - (self._tail - self._head_seen) >= need_bytes:
+                return
+            os.sched_yield()  # if the consumer shares this core, let it run now
         backoff_s = FULL_BACKOFF_MIN_S
-        while self._refresh_free() < need_bytes:
+        while True:
+            self._head_seen = self._head_word[0]
+            free = self._capacity - (self._tail - self._head_seen)
+            if free >= need_bytes:
+                return
             remaining_s = deadline - time.monotonic()
             if remaining_s <= 0:
                 raise RingFullTimeout(
                     f"ring {self.ring.name}: no room for {need_bytes} bytes within {timeout_s:.3f} s "
-                    f"(free {self._refresh_free()} of {self._capacity}); is the consumer alive?"
+                    f"(free {free} of {self._capacity}); is the consumer alive?"
                 )
             time.sleep(min(backoff_s, remaining_s))
             backoff_s = min(backoff_s * 2, FULL_BACKOFF_MAX_S)
 
 
-def _frame(records: Sequence[bytes], size_max: int, ring_name: str) -> tuple[bytes, list[int]]:
-    """The batch as ring bytes (length, payload, padding per record) and each record's end."""
-    parts = []
-    ends = []
-    end = 0
-    pack = _LENGTH.pack
-    for record in records:
-        size = len(record)
-        if size > size_max:
-            check_range(size, 0, size_max, f"ring {ring_name} record_bytes")
-        step = (size + 11) & -8
-        parts.append(pack(size))
-        parts.append(record)
-        parts.append(_PADDING[step - 4 - size])
-        end += step
-        ends.append(end)
-    return b"".join(parts), ends
-
-
-_PADDING = [bytes(n) for n in range(RECORD_ALIGN_BYTES)]
-
-
 class RingConsumer:
-    """The one reader of a ring: pop() views of records, then release() their bytes."""
+    """The one reader of a ring: pop() records, then release() their bytes."""
 
     def __init__(self, ring: Ring) -> None:
         self.ring = ring
@@ -266,27 +280,34 @@ class RingConsumer:
         self._size_max = ring.record_size_max
         self._read = ring.head_word[0]
         self._tail_seen = ring.tail_word[0]
+        # Records of a batch entry beyond an earlier pop's count_max; already out of the ring.
+        self._held: list[bytes] = []
 
     def pending(self) -> bool:
         """True when a record is published and not yet popped (reads the shared tail if needed)."""
-        if self._read != self._tail_seen:
+        if self._read != self._tail_seen or self._held:
             return True
         self._tail_seen = self._tail_word[0]
         return self._read != self._tail_seen
 
-    def pop(self, count_max: int) -> list[memoryview]:
-        """Up to count_max records in order, as views valid until release().
+    def pop(self, count_max: int) -> list:
+        """Up to count_max records in order: memoryviews valid until release(), or bytes.
 
         Fewer than count_max only when no more are published: the shared tail is re-read
         whenever the records known so far run out.
         """
+        records = []
+        if self._held:
+            records = self._held[:count_max]
+            del self._held[:count_max]
+            count_max -= len(records)
         read = self._read
         tail = self._tail_seen
         tail_word = self._tail_word
         data = self._data
         mask = self._mask
-        unpack = _LENGTH.unpack_from
-        records = []
+        size_max = self._size_max
+        unpack = _WORD.unpack_from
         append = records.append
         while count_max > 0:
             if read == tail:
@@ -294,18 +315,36 @@ class RingConsumer:
                 if read == tail:
                     break
             pos = read & mask
-            size = unpack(data, pos)[0]
-            if size == WRAP_MARKER:
+            word = unpack(data, pos)[0]
+            if word < BATCH_FLAG:
+                if word > size_max:
+                    check_range(word, 0, size_max, f"ring {self.ring.name} record_bytes read")
+                append(data[pos + 4:pos + 4 + word])
+                read += (word + 11) & -8
+                count_max -= 1
+            elif word == WRAP_MARKER:
                 read += self._capacity - pos
-                continue
-            if size > self._size_max:
-                check_range(size, 0, self._size_max, f"ring {self.ring.name} record_bytes read")
-            append(data[pos + 4:pos + 4 + size])
-            read += (size + 11) & -8
-            count_max -= 1
+            else:
+                size = word ^ BATCH_FLAG
+                batch = self._load_batch(pos, size)
+                read += (size + 11) & -8
+                if len(batch) > count_max:
+                    self._held = batch[count_max:]
+                    batch = batch[:count_max]
+                records += batch
+                count_max -= len(batch)
         self._read = read
         self._tail_seen = tail
         return records
+
+    def _load_batch(self, pos: int, size: int) -> list[bytes]:
+        check_range(size, 0, self.ring.entry_size_max, f"ring {self.ring.name} batch_bytes read")
+        try:
+            batch = marshal.loads(self._data[pos + 4:pos + 4 + size])
+        except (EOFError, ValueError, TypeError) as error:
+            raise InvariantError(f"ring {self.ring.name}: corrupt batch entry at {pos}: {error}") from error
+        check(type(batch) in (list, tuple) and len(batch) > 1, f"ring {self.ring.name}: bad batch entry at {pos}")
+        return list(batch) if type(batch) is tuple else batch
 
     def release(self) -> None:
         """Give the bytes of every popped record back to the producer; their views go stale."""

@@ -1,13 +1,15 @@
 """Random push/pop schedules against a model of the ring (in one process: the layout is the spec).
 
-The model is the documented layout, re-derived here: a record takes 4 + payload bytes rounded up
-to 8; a record that does not fit before the end of the data area skips to offset 0 and the
-skipped bytes stay used until the consumer passes them. It predicts exactly which pushes fit,
-what every pop returns, and how many bytes are in use after each step.
+The model is the documented layout, re-derived here: an entry takes 4 + payload bytes rounded up
+to 8; an entry that does not fit before the end of the data area skips to offset 0 and the
+skipped bytes stay used until the consumer passes them; a batch is one entry holding
+marshal.dumps(records), cut greedily into pieces when its estimated size exceeds the entry bound.
+It predicts exactly which pushes fit, what every pop returns, and the bytes in use after each step.
 """
 
 from __future__ import annotations
 
+import marshal
 import random
 from collections import deque
 
@@ -17,7 +19,7 @@ from hypothesis import strategies as st
 
 from core.check import InvariantError
 from shm.naming import ring_name
-from shm.ring import Ring, RingConsumer, RingFullTimeout, RingProducer, record_size_max_for
+from shm.ring import Ring, RingConsumer, RingFullTimeout, RingProducer, entry_size_max_for
 from shm.segment import Segment
 
 CAPACITY_BYTES = 4096
@@ -28,8 +30,25 @@ def _padded(size: int) -> int:
     return (4 + size + 7) // 8 * 8
 
 
+def _entries(batch: list[bytes]) -> list[tuple[int, int]]:
+    """(payload bytes, records) of each entry push_batch makes of this batch."""
+    if len(batch) == 1:
+        return [(len(batch[0]), 1)]
+    pieces, piece, estimate = [], [], 5
+    for record in batch:
+        if estimate + 5 + len(record) > entry_size_max_for(CAPACITY_BYTES):
+            pieces.append(piece)
+            piece, estimate = [], 5
+        piece.append(record)
+        estimate += 5 + len(record)
+    pieces.append(piece)
+    if len(pieces) > 1:
+        return [entry for piece in pieces for entry in _entries(piece)]
+    return [(len(marshal.dumps(batch)), len(batch))]
+
+
 def _place(tail: int, head: int, sizes: list[int]) -> int | None:
-    """The tail after appending records of these sizes, or None if they do not all fit."""
+    """The tail after appending entries of these payload sizes, or None if they do not all fit."""
     for size in sizes:
         step = _padded(size)
         room_to_end = CAPACITY_BYTES - tail % CAPACITY_BYTES
@@ -73,12 +92,13 @@ def test_random_push_pop_schedules_match_the_model(schedule):
         for op, arg in schedule:
             if op in ("push", "batch"):
                 batch = [record(size) for size in (arg if op == "batch" else [arg])]
+                # The consumer passes a whole entry when it pops its first record.
                 ends = []
-                for item in batch:
-                    end = _place(ends[-1] if ends else tail, head, [len(item)])
+                for payload_bytes, count in ([(arg, 1)] if op == "push" else _entries(batch)):
+                    end = _place(ends[-1] if ends else tail, head, [payload_bytes])
                     if end is None:
                         break
-                    ends.append(end)
+                    ends += [end] * count
                 if len(ends) < len(batch):
                     if op == "push":
                         with pytest.raises(RingFullTimeout):
@@ -121,7 +141,7 @@ def test_records_above_the_bound_are_refused_on_push(cluster_id):
 @pytest.mark.parametrize("capacity_bytes, size_max_bytes, message", [
     (3 * 4096, 100, "not a power of two"),
     (2048, 100, "capacity_bytes=2048 outside"),
-    (4096, record_size_max_for(4096) + 1, "record_size_max=2045 outside"),
+    (4096, entry_size_max_for(4096) + 1, "record_size_max=2045 outside"),
 ])
 def test_ring_geometry_is_checked_at_creation(cluster_id, capacity_bytes, size_max_bytes, message):
     with pytest.raises(InvariantError, match=message):
@@ -136,22 +156,13 @@ def test_attaching_to_a_segment_that_is_not_a_ring_fails(cluster_id):
     segment.close()
 
 
-def test_a_batch_larger_than_the_ring_goes_through_in_pieces_with_wraps(cluster_id):
-    ring = Ring.create(ring_name(cluster_id, 0, "pieces"), CAPACITY_BYTES, SIZE_MAX_BYTES)
+def test_a_batch_above_the_entry_bound_goes_in_pieces_and_pops_whole(cluster_id):
+    ring = Ring.create(ring_name(cluster_id, 0, "pieces"), 1 << 16, 600)
     producer = RingProducer(ring, None, full_timeout_s=1.0)
     consumer = RingConsumer(ring)
-    batch = [bytes([i]) * (i % SIZE_MAX_BYTES) for i in range(1, 200)]  # ~30 KiB into 4 KiB
-    received: list[bytes] = []
-    pushed = 0
-    # Interleave by hand: push the batch in slices the ring can take, draining between them.
-    while pushed < len(batch):
-        take = 1
-        while pushed + take < len(batch) and _place(ring.tail_word[0], ring.head_word[0], [len(r) for r in batch[pushed:pushed + take + 1]]):
-            take += 1
-        producer.push_batch(batch[pushed:pushed + take])
-        pushed += take
-        received.extend(bytes(view) for view in consumer.pop(len(batch)))
-        consumer.release()
-    assert received == batch
-    assert ring.tail_word[0] > 4 * CAPACITY_BYTES  # wrapped several times
+    batch = [bytes([i]) * 600 for i in range(100)]  # ~60 KiB: two entries of at most 32 KiB
+    producer.push_batch(batch)
+    assert consumer.pop(1000) == batch
+    consumer.release()
+    assert ring.used_bytes() == 0
     ring.close()
