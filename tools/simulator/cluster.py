@@ -66,7 +66,8 @@ class _Node:
 class Cluster:
     def __init__(self, seed: int, replica_count: int = 3, ticks: int = 2000,
                  profile: str = "mixed", workload=KvWorkload, replica_class=Replica,
-                 config: dict | None = None, clients: int = CLIENTS) -> None:
+                 config: dict | None = None, clients: int = CLIENTS,
+                 schedule: dict | None = None) -> None:
         self.seed = seed
         self.replica_count = replica_count
         self.ticks = ticks
@@ -97,6 +98,8 @@ class Cluster:
         self.first_executed: dict = {}
         self.failures: list[str] = []
         self.client_nodes = {c.node: c for c in self.clients}
+        # Scripted faults for targeted tests: tick -> callables taking the cluster.
+        self.schedule = schedule or {}
 
     # ---------------------------------------------------------------- replicas
 
@@ -209,9 +212,20 @@ class Cluster:
     # ---------------------------------------------------------------- faults
 
     def _crash(self, index: int) -> None:
+        self.crash(index, self.rng.randint(10, self.profile.down_ticks_max),
+                   torn=self.rng.random() < self.profile.torn_write)
+
+    def crash(self, index: int, down_ticks: int, torn: bool = False) -> None:
+        """Stop replica `index` (unsynced appends lost) and restart it down_ticks later."""
         self.nodes[index] = None
-        self.storages[index].crash(self.rng, self.rng.random() < self.profile.torn_write)
-        self.down_until[index] = self.now + self.rng.randint(10, self.profile.down_ticks_max)
+        self.storages[index].crash(self.rng, torn)
+        self.down_until[index] = self.now + down_ticks
+
+    def isolate(self, side_a: list, ticks: int) -> None:
+        """Cut side_a from every other node (replicas and clients) for `ticks`."""
+        others = [r for r in range(self.replica_count) if r not in side_a]
+        self.network.partition(side_a, others + [c.node for c in self.clients])
+        self.partition_until = self.now + ticks
 
     def _restart(self, index: int) -> None:
         storage = self.storages[index]
@@ -261,6 +275,8 @@ class Cluster:
     def run(self) -> RunResult:
         started = time.perf_counter()
         for self.now in range(1, self.ticks + 1):
+            for event in self.schedule.get(self.now, ()):
+                event(self)
             if self.now < self.heal_tick:
                 self._inject()
             elif self.now == self.heal_tick:

@@ -1,0 +1,58 @@
+"""View-change merge rules, alone (core/vsr/view_change.py)."""
+
+from core.vsr.view_change import DoViewChange, merge
+from net.wire import Command, cluster_bytes, decode_header, encode, make_header
+
+
+def chain(length, salt=b"", start_parent=0, start_op=1, view=0):
+    """Prepare headers op start_op.. chained by parent checksums: {op: (header, raw)}."""
+    out = {}
+    parent = start_parent
+    for op in range(start_op, start_op + length):
+        frame = encode(make_header(Command.PREPARE, cluster=cluster_bytes(1), view=view, op=op,
+                                   parent=parent, request_count=0), salt)
+        header = decode_header(frame)
+        out[op] = (header, frame[:256])
+        parent = header.checksum
+    return out
+
+
+def dvc(replica, log_view, headers, op=None, commit=0):
+    return DoViewChange(replica, log_view, max(headers) if op is None else op, commit, headers)
+
+
+def test_highest_log_view_wins_over_a_longer_log():
+    long_old = chain(8, b"old")
+    short_new = chain(5, b"new")
+    merged = merge([dvc(0, 1, long_old), dvc(1, 2, short_new)], quorum=2)
+    assert merged.head == 5
+    assert merged.headers[5][0].checksum == short_new[5][0].checksum
+
+
+def test_same_log_view_takes_the_highest_op():
+    log = chain(9)
+    merged = merge([dvc(0, 3, {o: log[o] for o in range(1, 7)}), dvc(1, 3, log)], quorum=2)
+    assert merged.head == 9
+
+
+def test_unknown_head_waits_without_a_quorum_of_nacks():
+    log = chain(6)
+    # Replica 0 holds op 6 but lost its header (corrupt); replica 1 never had it.
+    corrupt_head = dvc(0, 2, {o: log[o] for o in range(1, 6)}, op=6)
+    short = dvc(1, 2, {o: log[o] for o in range(1, 6)}, op=5)
+    assert merge([corrupt_head, short], quorum=2) is None
+
+
+def test_unknown_head_is_cut_once_a_quorum_proves_it_was_never_prepared():
+    log = chain(6)
+    corrupt_head = dvc(0, 2, {o: log[o] for o in range(1, 6)}, op=6)
+    short_a = dvc(1, 2, {o: log[o] for o in range(1, 6)}, op=5)
+    short_b = dvc(2, 1, {o: log[o] for o in range(1, 5)}, op=4)
+    merged = merge([corrupt_head, short_a, short_b], quorum=2)
+    assert merged is not None and merged.head == 5
+
+
+def test_merged_commit_is_the_highest_commit_seen():
+    log = chain(4)
+    merged = merge([dvc(0, 1, log, commit=2), dvc(1, 1, log, commit=3)], quorum=2)
+    assert merged.commit == 3

@@ -1,0 +1,201 @@
+"""The sans-IO replica alone: feed inputs by hand, read the actions (no simulator)."""
+
+import random
+
+import pytest
+
+from core.check import InvariantError
+from core.vsr.messages import (
+    Append, Applied, AppliedEntry, Apply, Checkpoint, CheckpointDone, Durable, PersistView,
+    Query, Receive, Reply, ReplyFromTable, Send, Tick, VsrConfig,
+)
+from core.vsr.replica import Replica
+from net.batch import decode_batch
+from net.wire import (
+    HEADER_SIZE, Command, body_checksum, cluster_bytes, decode, encode, make_header,
+)
+
+CLIENT = b"C" * 16
+
+
+def config(**overrides):
+    return VsrConfig(replica_count=3, **overrides)
+
+
+def request(number, operation=128, body=b"\x01v", session=5, code=0):
+    header = make_header(Command.REQUEST, client=CLIENT, request=number, operation=operation,
+                         session=session, code=code, request_checksum=body_checksum(body))
+    frame = encode(header, body, checksums=False)
+    h, b = decode(frame, verify=False)
+    return Receive(h, b)
+
+
+def peer(command, sender, view=0, body=b"", **fields):
+    frame = encode(make_header(command, cluster=cluster_bytes(1), view=view, replica=sender,
+                               **fields), body)
+    h, b = decode(frame)
+    return Receive(h, b, frame=frame)
+
+
+def sends(actions, command=None):
+    out = []
+    for action in actions:
+        if isinstance(action, Send):
+            h, b = decode(action.frame)
+            if command is None or h.command == command:
+                out.append((action.to, h, b))
+    return out
+
+
+def of(actions, kind):
+    return [a for a in actions if isinstance(a, kind)]
+
+
+def primary_with_one_prepare():
+    primary = Replica(config(), 0, random.Random(1))
+    actions = primary.step(request(1))
+    return primary, actions
+
+
+def test_primary_prepares_a_request_appends_and_sends_to_every_backup():
+    primary, actions = primary_with_one_prepare()
+    appends = of(actions, Append)
+    assert [a.op for a in appends] == [1]
+    prepares = sends(actions, Command.PREPARE)
+    assert sorted(to for to, _, _ in prepares) == [1, 2]
+    _, header, body = prepares[0]
+    assert header.op == 1 and header.request_count == 1
+    assert header.parent == primary.log.headers[0].checksum  # hash-chained to the root
+    assert decode_batch(body, 1)[0].request == 1
+
+
+def test_primary_commits_only_with_a_quorum_including_its_own_durable_copy():
+    primary, actions = primary_with_one_prepare()
+    checksum = primary.log.headers[1].checksum
+    ok = peer(Command.PREPARE_OK, 1, prepare_checksum=checksum, op=1)
+    assert not of(primary.step(ok), Apply)  # backup alone: primary's copy not durable yet
+    applied = of(primary.step(Durable(of(actions, Append)[0].seq)), Apply)
+    assert [a.op for a in applied] == [1]
+
+
+def test_prepare_ok_for_another_checksum_is_not_counted():
+    primary, actions = primary_with_one_prepare()
+    primary.step(Durable(of(actions, Append)[0].seq))
+    assert not of(primary.step(peer(Command.PREPARE_OK, 1, prepare_checksum=12345, op=1)), Apply)
+
+
+def test_reply_is_sent_after_apply_and_a_retry_after_commit_is_answered_from_the_table():
+    primary, actions = primary_with_one_prepare()
+    primary.step(Durable(of(actions, Append)[0].seq))
+    checksum = primary.log.headers[1].checksum
+    primary.step(peer(Command.PREPARE_OK, 1, prepare_checksum=checksum, op=1))
+    replies = of(primary.step(Applied(1, [AppliedEntry(CLIENT, 1, 128, 0, b"r")])), Reply)
+    assert len(replies) == 1 and replies[0].client == CLIENT
+    h, body = decode(replies[0].frame)
+    assert (h.request, h.op, bytes(body)) == (1, 1, b"r")
+    retry = primary.step(request(1))
+    assert len(of(retry, ReplyFromTable)) == 1 and not of(retry, Append)
+
+
+def test_a_retry_in_flight_is_dropped():
+    primary, _ = primary_with_one_prepare()
+    assert primary.step(request(1)) == []
+
+
+def test_requests_queued_behind_a_full_pipeline_are_batched_into_one_prepare():
+    primary = Replica(config(pipeline_max=1, checkpoint_interval=64, journal_retention_ops=8,
+                             view_headers_max=8), 0, random.Random(1))
+    first = primary.step(request(1))
+    for number, client in ((1, b"A" * 16), (1, b"B" * 16)):
+        h = make_header(Command.REQUEST, client=client, request=number, operation=128, session=1)
+        header, body = decode(encode(h, b"\x02x", checksums=False), verify=False)
+        assert not of(primary.step(Receive(header, body)), Append)  # pipeline full: queued
+    primary.step(Durable(of(first, Append)[0].seq))
+    checksum = primary.log.headers[1].checksum
+    actions = primary.step(peer(Command.PREPARE_OK, 1, prepare_checksum=checksum, op=1))
+    prepares = sends(actions, Command.PREPARE)
+    assert prepares and prepares[0][1].op == 2 and prepares[0][1].request_count == 2
+
+
+def test_backup_acks_only_after_its_copy_is_durable():
+    primary, actions = primary_with_one_prepare()
+    frame = of(actions, Send)[0].frame
+    backup = Replica(config(), 1, random.Random(2))
+    h, b = decode(frame)
+    got = backup.step(Receive(h, b, frame=frame))
+    assert of(got, Append) and not sends(got, Command.PREPARE_OK)
+    acks = sends(backup.step(Durable(of(got, Append)[0].seq)), Command.PREPARE_OK)
+    assert [(to, h.op) for to, h, _ in acks] == [(0, 1)]
+
+
+def test_backup_applies_what_the_primary_says_is_committed():
+    primary, actions = primary_with_one_prepare()
+    frame = of(actions, Send)[0].frame
+    backup = Replica(config(), 1, random.Random(2))
+    h, b = decode(frame)
+    backup.step(Receive(h, b, frame=frame))
+    commit = peer(Command.COMMIT, 0, commit=1, heartbeat=1)
+    actions = backup.step(commit)
+    assert [a.op for a in of(actions, Apply)] == [1]
+    assert sends(actions, Command.COMMIT_ACK)
+
+
+def test_backup_without_primary_starts_a_view_change_persisting_the_view_first():
+    backup = Replica(config(), 1, random.Random(2))
+    actions = []
+    for _ in range(config().normal_timeout_ticks):
+        actions = backup.step(Tick())
+        if actions and sends(actions, Command.START_VIEW_CHANGE):
+            break
+    kinds = [type(a) for a in actions]
+    assert kinds[0] is PersistView and actions[0].view == 1
+    assert backup.status == "view_change"
+
+
+def test_linearizable_read_waits_for_a_quorum_round_started_after_it_arrived():
+    primary = Replica(config(), 0, random.Random(1))
+    actions = primary.step(request(1, operation=2, body=b"\x01", code=1))
+    beats = sends(actions, Command.COMMIT)
+    assert beats and not of(actions, Query)
+    round_number = beats[0][1].heartbeat
+    stale_ack = peer(Command.COMMIT_ACK, 1, heartbeat=round_number - 1)
+    assert not of(primary.step(stale_ack), Query)
+    answered = of(primary.step(peer(Command.COMMIT_ACK, 1, heartbeat=round_number)), Query)
+    assert len(answered) == 1
+
+
+def test_stale_read_is_answered_at_once_by_a_backup():
+    backup = Replica(config(), 1, random.Random(2))
+    h = request(1, operation=2, body=b"\x01", code=1)
+    h.stale = True
+    assert len(of(backup.step(h), Query)) == 1
+
+
+def test_checkpoint_is_requested_every_checkpoint_interval_ops():
+    cfg = config(pipeline_max=2, checkpoint_interval=4, journal_retention_ops=2,
+                 view_headers_max=4, batch_max=1)
+    primary = Replica(cfg, 0, random.Random(1))
+    checkpoints = []
+    for number in range(1, 9):
+        h = make_header(Command.REQUEST, client=bytes([number]) * 16, request=1,
+                        operation=128, session=1)
+        header, body = decode(encode(h, b"\x01a", checksums=False), verify=False)
+        for action in primary.step(Receive(header, body)):
+            if isinstance(action, Append):
+                primary.step(Durable(action.seq))
+                checksum = primary.log.headers[action.op].checksum
+                for a in primary.step(peer(Command.PREPARE_OK, 1, prepare_checksum=checksum,
+                                           op=action.op)):
+                    if isinstance(a, Checkpoint):
+                        checkpoints.append(a.op)
+                        primary.step(CheckpointDone(a.op))
+    assert checkpoints == [4, 8]
+
+
+def test_bounds_are_checked_in_the_config():
+    with pytest.raises(InvariantError):
+        VsrConfig(replica_count=4)
+    with pytest.raises(InvariantError):
+        VsrConfig(replica_count=3, pipeline_max=0)
+    with pytest.raises(InvariantError):
+        VsrConfig(replica_count=3, pipeline_max=64, view_headers_max=32)
