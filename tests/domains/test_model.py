@@ -75,7 +75,7 @@ def run_against_model(seed: int, count: int) -> int:
     return agreed
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.integers(min_value=0, max_value=2**32))
 def test_domains_agree_with_the_reference_model(seed):
     assert run_against_model(seed, 2000) > 200

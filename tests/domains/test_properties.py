@@ -18,7 +18,7 @@ from tests.domains.gen import random_steps
 from tests.domains.runner import Runner
 
 CLIENTS_MAX = 5
-FAST = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def fresh() -> Runner:
