@@ -19,10 +19,8 @@ from domains.errors import (
     DomainError,
 )
 
-U8 = struct.Struct("<B")
 U32 = struct.Struct("<I")
 U64 = struct.Struct("<Q")
-U32_MAX = (1 << 32) - 1
 U64_MAX = (1 << 64) - 1
 
 ID_NUMERIC = 1
@@ -33,7 +31,7 @@ NAME_MAX = 255
 OPTION_PAIRS_MAX = 1024
 OPTIONS_BYTES_MAX = 100_000
 OPTION_KEY_KIND_STRING = 2
-KIND_RAW, KIND_STRING, KIND_BOOL = 1, 2, 3
+KIND_STRING, KIND_BOOL = 2, 3
 # value kind -> exact width in bytes (None: 1..255 bytes of any content).
 VALUE_WIDTH: dict[int, int | None] = {
     1: None, 2: None, 3: 1, 4: 1, 5: 2, 6: 4, 7: 8, 8: 16,

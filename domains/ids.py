@@ -34,6 +34,3 @@ class LowestFree:
     def released(self, ident: int) -> None:
         if ident < self._cursor:
             self._cursor = ident
-
-    def reset(self) -> None:
-        self._cursor = 0

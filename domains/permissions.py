@@ -44,8 +44,6 @@ class Rule:
         self.glob, self.stream, self.topic = glob, stream, topic
 
 
-MANAGE_SERVERS = Rule(G_MANAGE_SERVERS)
-READ_SERVERS = Rule(G_MANAGE_SERVERS | G_READ_SERVERS)
 MANAGE_USERS = Rule(G_MANAGE_USERS)
 READ_USERS = Rule(G_MANAGE_USERS | G_READ_USERS)
 CREATE_STREAM = Rule(G_MANAGE_STREAMS)

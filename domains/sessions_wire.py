@@ -16,7 +16,7 @@ from __future__ import annotations
 import struct
 
 from domains.codec import U32, Reader, bytes8
-from domains.errors import INVALID_PAT, DomainError
+from domains.errors import INVALID_PAT
 from domains.users_wire import HASH_MAX, HASH_MIN
 
 _RESULT = struct.Struct("<IQ")

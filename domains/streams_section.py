@@ -21,7 +21,6 @@ from core.check import check
 from domains.streams import Group, Stream, StreamsDomain, Topic
 
 STREAMS_SECTION_VERSION = 1
-CLIENT_SIZE = 16
 
 _STREAM = struct.Struct("<IQQ")
 _TOPIC = struct.Struct("<IQQQQBIII")
