@@ -54,7 +54,8 @@ Interface (domains.mux.MuxStateMachine):
   snapshot() -> dict[str, tuple[int, bytes]]   domain -> (section version, section bytes);
       a section unchanged since the last call is the same bytes object (dirty flag per domain).
   restore(sections) -> None                    replaces the whole state.
-  digest() -> bytes                            xxh3-128 over the sections, deterministic.
+  digests() -> dict[str, bytes]                per-domain xxh3-128 of its section.
+  digest() -> bytes                            xxh3-128 over the per-domain digests.
 """
 
 from domains.errors import DomainError

@@ -340,10 +340,12 @@ class MuxStateMachine:
         self._sections = dict(sections)
         self._bind()
 
+    def digests(self) -> dict[str, bytes]:
+        """Per-domain digest: xxh3-128 of (name, version, section bytes)."""
+        return {name: xxhash.xxh3_128_digest(name.encode() + version.to_bytes(4, "little") + data)
+                for name, (version, data) in self.snapshot().items()}
+
     def digest(self) -> bytes:
-        hasher = xxhash.xxh3_128()
-        for name, (version, data) in sorted(self.snapshot().items()):
-            hasher.update(name.encode() + version.to_bytes(4, "little")
-                          + len(data).to_bytes(8, "little"))
-            hasher.update(data)
-        return hasher.digest()
+        """The state's digest: xxh3-128 over the per-domain digests in name order."""
+        digests = self.digests()
+        return xxhash.xxh3_128_digest(b"".join(digests[name] for name in sorted(digests)))
