@@ -25,7 +25,10 @@ from core.vsr.pipeline import Pipeline
 from core.vsr.read_index import ReadIndex
 from core.vsr.view_change import DoViewChange, decode_headers, encode_headers, merge
 from net import batch as batch_codec
-from net.wire import WIRE_VERSION, Command, FrameError, cluster_bytes, decode_header, encode, make_header
+from net.wire import (
+    HEADER_SIZE, WIRE_VERSION, Command, FrameError, cluster_bytes, decode_header, encode,
+    make_header,
+)
 
 
 class Recovered:
@@ -230,7 +233,7 @@ class Replica:
                     self._heartbeat()
                 for op, missing in self.pipeline.resend_due(self.ticks, cfg.prepare_resend_ticks,
                                                             self.config.replica_count):
-                    frame = self.log.frames.get(op)
+                    frame = self._frame_in_view(op)
                     if frame is not None:
                         for to in missing:
                             if to != self.replica:
@@ -316,6 +319,19 @@ class Replica:
                 if to != self.replica:
                     self.actions.append(Send(to, frame))
 
+    def _frame_in_view(self, op: int) -> bytes | None:
+        """The prepare at op stamped with the current view, for (re)sending as primary.
+
+        Safe because the identity checksum leaves the view out: backups see the same prepare,
+        and a prepare carrying view v can only come from the primary of v."""
+        frame = self.log.frames.get(op)
+        if frame is None:
+            return None
+        header = self.log.headers[op]
+        if header.view == self.view:
+            return frame
+        return encode(header._replace(view=self.view), memoryview(frame)[HEADER_SIZE:])
+
     def _append(self, op: int, frame: bytes) -> None:
         self.append_seq += 1
         self.appends_pending.append((self.append_seq, op, self.log.headers[op].checksum))
@@ -395,19 +411,22 @@ class Replica:
             return
         if self.status != STATUS_NORMAL:
             return
-        if h.view != self.view or self.is_primary or h.replica != self.primary_of(self.view):
+        # A prepare stamped with our view comes from our view's primary (the view is outside
+        # the identity, so its replica field may still name the primary that first made it).
+        if h.view != self.view or self.is_primary:
             return
         self.heard_primary_tick = self.ticks
         self._learn_commit(h.commit)
-        if h.op <= self.commit_min:
-            return
         known = self.log.headers.get(h.op)
         if known is not None and known.checksum == h.checksum:
             if self.log.durable.get(h.op) == h.checksum:
-                # A resent prepare: our prepare_ok was lost.
-                self._send(h.replica, Command.PREPARE_OK, prepare_checksum=h.checksum,
+                # A resent prepare: our prepare_ok was lost (or the op is already committed
+                # here but the primary has not counted us yet).
+                self._send(self.primary_of(self.view), Command.PREPARE_OK, prepare_checksum=h.checksum,
                            op=h.op, commit=self.commit_max, checkpoint_op=self.checkpoint_op)
             return
+        if h.op <= self.commit_min:
+            return  # applied ops never change; a differing copy here would be a bug upstream
         # The primary's prepare is canonical for this view: it replaces whatever we held at
         # its op (a stale entry from an older view) and the chain walk fixes what is below.
         self._store_repaired(h, frame)
