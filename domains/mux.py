@@ -18,11 +18,10 @@ from domains import operations as O
 from domains import sessions as sessions_mod
 from domains import sessions_wire
 from domains import streams_section, users_section
-from domains import streams_wire as sw
 from domains import users_wire as uw
-from domains.codec import Identifier, identifier, name8
+from domains.admit import admit
+from domains.codec import Identifier
 from domains.errors import (
-    FEATURE_UNAVAILABLE,
     INVALID_COMMAND,
     INVALID_CREDENTIALS,
     REQUEST_ALREADY_APPLIED,
@@ -41,79 +40,6 @@ SECTION_VERSIONS = {
     "sessions": sessions_mod.SESSIONS_SECTION_VERSION,
     "streams": streams_section.STREAMS_SECTION_VERSION,
     "users": users_section.USERS_SECTION_VERSION,
-}
-
-
-def _canonical(decode: Callable, encode: Callable) -> Callable[[bytes], bytes]:
-    return lambda body: encode(*decode(body))
-
-
-def _ids(count: int) -> Callable[[bytes], bytes]:
-    return lambda body: sw.encode_ids(*sw.decode_ids(body, count))
-
-
-def _refuse(code: int) -> Callable[[bytes], bytes]:
-    def refuse(body: bytes) -> bytes:
-        raise DomainError(code)
-    return refuse
-
-
-def _empty(body: bytes) -> bytes:
-    uw.decode_empty(body)
-    return b""
-
-
-def _register(body: bytes) -> bytes:
-    user_id, token_hash = sessions_wire.decode_register(body)
-    return sessions_wire.encode_register(user_id, token_hash)
-
-
-def _create_user(body: bytes) -> bytes:
-    return uw.encode_create_user(*uw.decode_create_user(body))
-
-
-def _change_password(body: bytes) -> bytes:
-    return uw.encode_change_password(*uw.decode_change_password(body))
-
-
-def _create_token(body: bytes) -> bytes:
-    return uw.encode_create_token(*uw.decode_create_token(body))
-
-
-def _delete_token(body: bytes) -> bytes:
-    return name8(uw.decode_delete_token(body))
-
-
-def _delete_user(body: bytes) -> bytes:
-    return identifier(uw.decode_user_id(body))
-
-
-# operation -> static check returning the canonical log body (post-admission form).
-ADMIT: dict[int, Callable[[bytes], bytes]] = {
-    O.REGISTER: _register,
-    O.LOGOUT: _empty,
-    O.CREATE_STREAM: _canonical(sw.decode_create_stream, sw.encode_create_stream),
-    O.UPDATE_STREAM: _canonical(sw.decode_update_stream, sw.encode_update_stream),
-    O.DELETE_STREAM: _ids(1),
-    O.PURGE_STREAM: _ids(1),
-    O.CREATE_TOPIC: _canonical(sw.decode_create_topic, sw.encode_create_topic),
-    O.UPDATE_TOPIC: _canonical(sw.decode_update_topic, sw.encode_update_topic),
-    O.DELETE_TOPIC: _ids(2),
-    O.PURGE_TOPIC: _ids(2),
-    O.CREATE_PARTITIONS: _canonical(sw.decode_partitions, sw.encode_partitions),
-    O.DELETE_PARTITIONS: _canonical(sw.decode_partitions, sw.encode_partitions),
-    O.DELETE_SEGMENTS: _refuse(FEATURE_UNAVAILABLE),
-    O.CREATE_CONSUMER_GROUP: _canonical(sw.decode_create_group, sw.encode_create_group),
-    O.DELETE_CONSUMER_GROUP: _ids(3),
-    O.JOIN_CONSUMER_GROUP: _ids(3),
-    O.LEAVE_CONSUMER_GROUP: _ids(3),
-    O.CREATE_USER: _create_user,
-    O.UPDATE_USER: _canonical(uw.decode_update_user, uw.encode_update_user),
-    O.DELETE_USER: _delete_user,
-    O.CHANGE_PASSWORD: _change_password,
-    O.UPDATE_PERMISSIONS: _canonical(uw.decode_update_permissions, uw.encode_update_permissions),
-    O.CREATE_PAT: _create_token,
-    O.DELETE_PAT: _delete_token,
 }
 
 
@@ -171,12 +97,7 @@ class MuxStateMachine:
         }
 
     # ---- admission helpers -----------------------------------------------------------
-    @staticmethod
-    def admit(operation: int, body: bytes) -> bytes:
-        admit = ADMIT.get(operation)
-        if admit is None:
-            raise DomainError(INVALID_COMMAND)
-        return admit(body)
+    admit = staticmethod(admit)
 
     def user_credentials(self, user: Identifier) -> tuple[int, int, bytes] | None:
         """(user_id, status, password_hash) of a user by id or username, for admission."""

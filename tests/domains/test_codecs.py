@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 
 from domains import permissions as P
 from domains.errors import CATALOGUE, DomainError
-from domains.mux import ADMIT, MuxStateMachine
+from domains.admit import ADMIT
+from domains.mux import MuxStateMachine
 
 OPERATIONS = sorted(ADMIT)
 

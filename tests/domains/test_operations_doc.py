@@ -8,7 +8,7 @@ import re
 
 from domains import operations as O
 from domains.errors import CATALOGUE
-from domains.mux import ADMIT
+from domains.admit import ADMIT
 
 DOC = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "OPERATIONS.md")
 
