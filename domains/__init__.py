@@ -42,6 +42,7 @@ Interface (domains.mux.MuxStateMachine):
       The cached reply when `request` is the client's last; (59, b"") when older; None when
       it has not been applied (or the client has no session).
   lookup_session(client, session) -> int | None       the session's user id, if it is live.
+  client_info(client) -> (user_id, session, [(stream, topic, group)]) | None   for "me" (20).
   user_credentials(user: int | str) -> (user_id, status, password_hash) | None
   token_owner(token_hash: bytes) -> (user_id, expiry_at_us; 0 = never) | None
 

@@ -118,6 +118,14 @@ class MuxStateMachine:
             return None
         return entry.user_id
 
+    def client_info(self, client: bytes) -> tuple[int, int, list[tuple[int, int, int]]] | None:
+        """(user_id, session, sorted (stream, topic, group) memberships) of a live client: what
+        the net layer needs for Iggy's "me" (code 20) besides its own transport details."""
+        entry = self.sessions.get(client)
+        if entry is None:
+            return None
+        return entry.user_id, entry.session, sorted(self.streams.memberships.get(client, ()))
+
     def client_reply(self, client: bytes, request: int) -> tuple[int, bytes] | None:
         entry = self.sessions.get(client)
         if entry is None or request > entry.request:

@@ -63,7 +63,9 @@ def test_delete_user_removes_tokens_sessions_memberships_and_permissions():
 def test_logout_and_eviction_leave_groups():
     world = build(clients_max=3)
     mux = world.mux
+    assert mux.client_info(BOB_CLIENT) == (2, world.sessions[BOB_CLIENT][0], [(0, 0, 0)])
     ok(world.write(BOB_CLIENT, 3, b""))
+    assert mux.client_info(BOB_CLIENT) is None
     assert members(mux) == {ROOT_CLIENT} and BOB_CLIENT not in mux.sessions.clients
     world.login(b"n" * 16, 1)  # the table (bound 3) now holds R, A and n
     world.login(b"m" * 16, 1)  # evicts the oldest session: root's client R
