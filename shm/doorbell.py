@@ -84,6 +84,7 @@ class Doorbell:
         while time.perf_counter_ns() < poll_end_ns:
             if self.ready():
                 return True
+            os.sched_yield()  # if a producer shares this core, let it run now
         deadline = time.monotonic() + timeout_s
         while self.prepare_to_sleep():
             remaining_s = deadline - time.monotonic()

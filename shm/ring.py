@@ -68,8 +68,7 @@ WRAP_MARKER = 0xFFFF_FFFF
 CAPACITY_MIN_BYTES = 4096
 # Entry lengths must stay below BATCH_FLAG, and entries are bounded by half the capacity.
 CAPACITY_MAX_BYTES = 1 << 31
-# marshal spends a type byte and a u32 length on the list and on each bytes item; a batch is
-# cut into pieces so that no piece can exceed the entry bound.
+# marshal spends at most a type byte and a u32 length on the list and on each bytes item.
 _MARSHAL_LIST_BYTES = 5
 _MARSHAL_ITEM_BYTES = 5
 # A full producer first spins on head for FULL_SPIN_US: a live consumer releases a pop's worth
@@ -156,6 +155,7 @@ class RingProducer:
         self._capacity = ring.capacity_bytes
         self._mask = ring.capacity_bytes - 1
         self._size_max = ring.record_size_max
+        self._entry_size_max = ring.entry_size_max
         self._tail = ring.tail_word[0]
         # Head only grows, so a stale copy under-reports free space: safe, and it saves a
         # shared-line read per push until the ring looks full.
@@ -194,26 +194,28 @@ class RingProducer:
 
         Each piece waits up to timeout_s for room; a timeout leaves earlier pieces published.
         """
-        lengths = list(map(len, records))
-        if not lengths:
+        if not records:
             return
-        if max(lengths) > self._size_max:
-            check_range(max(lengths), 0, self._size_max, f"ring {self.ring.name} record_bytes")
-        if len(lengths) == 1:
-            self._put(lengths[0], records[0], lengths[0], timeout_s)
-        elif _MARSHAL_LIST_BYTES + sum(lengths) + _MARSHAL_ITEM_BYTES * len(lengths) <= self.ring.entry_size_max:
-            blob = marshal.dumps(records if type(records) in (list, tuple) else list(records))
+        if max(map(len, records)) > self._size_max:
+            check_range(max(map(len, records)), 0, self._size_max, f"ring {self.ring.name} record_bytes")
+        if len(records) == 1:
+            self._put(len(records[0]), records[0], len(records[0]), timeout_s)
+            return
+        blob = marshal.dumps(records if type(records) in (list, tuple) else list(records))
+        if len(blob) <= self._entry_size_max:
             self._put(BATCH_FLAG | len(blob), blob, len(blob), timeout_s)
         else:
-            self._push_pieces(records, lengths, timeout_s)
+            self._push_pieces(records, timeout_s)
 
-    def _push_pieces(self, records: Sequence[bytes], lengths: list[int], timeout_s: float | None) -> None:
+    def _push_pieces(self, records: Sequence[bytes], timeout_s: float | None) -> None:
+        # Cut where marshal's size could pass the entry bound (a type byte and a u32 length per
+        # item and for the list); each piece then fits in one entry.
         start, piece_bytes = 0, _MARSHAL_LIST_BYTES
-        for index, length in enumerate(lengths):
-            if piece_bytes + length + _MARSHAL_ITEM_BYTES > self.ring.entry_size_max:
+        for index, record in enumerate(records):
+            if piece_bytes + len(record) + _MARSHAL_ITEM_BYTES > self._entry_size_max:
                 self.push_batch(records[start:index], timeout_s)
                 start, piece_bytes = index, _MARSHAL_LIST_BYTES
-            piece_bytes += length + _MARSHAL_ITEM_BYTES
+            piece_bytes += len(record) + _MARSHAL_ITEM_BYTES
         self.push_batch(records[start:], timeout_s)
 
     def _put(self, word: int, payload, size: int, timeout_s: float | None) -> None:
@@ -338,7 +340,8 @@ class RingConsumer:
         return records
 
     def _load_batch(self, pos: int, size: int) -> list[bytes]:
-        check_range(size, 0, self.ring.entry_size_max, f"ring {self.ring.name} batch_bytes read")
+        if size > self.ring.entry_size_max:
+            check_range(size, 0, self.ring.entry_size_max, f"ring {self.ring.name} batch_bytes read")
         try:
             batch = marshal.loads(self._data[pos + 4:pos + 4 + size])
         except (EOFError, ValueError, TypeError) as error:

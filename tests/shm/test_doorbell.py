@@ -66,8 +66,9 @@ def test_no_lost_wakeup_under_a_sleep_wake_storm(cluster_id, kind):
         server_bell = EventfdDoorbell.create(bell_ids[0], poll_us=0)
     else:
         server_bell = SemaphoreDoorbell.create(bell_ids[0], poll_us=0)
-    # poll_us=1: the client barely polls, so it too sleeps between almost every burst.
-    client_bell = SemaphoreDoorbell.create(bell_ids[1], poll_us=1)
+    # poll_us=0 on both sides: each sleeps as soon as its rings look empty, so nearly every burst
+    # races a producer's publish against a consumer's announce-and-recheck.
+    client_bell = SemaphoreDoorbell.create(bell_ids[1], poll_us=0)
     eventfd_bell = server_bell if kind == "eventfd" else None
     server = FORK.Process(target=_echo_counts, args=(names, bell_ids, kind, eventfd_bell), daemon=True)
     server.start()
@@ -100,9 +101,9 @@ def test_no_lost_wakeup_under_a_sleep_wake_storm(cluster_id, kind):
         assert echoed == count
     requests.push(b"")
     assert await_reply() == 0, "the consumer timed out of a sleep: a wake-up was lost"
-    assert await_reply() > BURSTS // 10, "the storm seldom put the server to sleep"
+    assert await_reply() > BURSTS // 20, "the storm seldom put the server to sleep"
     server.join(BURST_DEADLINE_S)
     assert server.exitcode == 0
-    assert client_bell.sleeps > BURSTS // 10, "the storm seldom put the client to sleep"
+    assert client_bell.sleeps > BURSTS // 20, "the storm seldom put the client to sleep"
     for closable in (server_bell, client_bell, *rings):
         closable.close()

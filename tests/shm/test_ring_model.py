@@ -3,7 +3,8 @@
 The model is the documented layout, re-derived here: an entry takes 4 + payload bytes rounded up
 to 8; an entry that does not fit before the end of the data area skips to offset 0 and the
 skipped bytes stay used until the consumer passes them; a batch is one entry holding
-marshal.dumps(records), cut greedily into pieces when its estimated size exceeds the entry bound.
+marshal.dumps(records), or, when that exceeds the entry bound, pieces cut greedily where the
+size marshal could reach (5 bytes for the list and per record, plus the bytes) would exceed it.
 It predicts exactly which pushes fit, what every pop returns, and the bytes in use after each step.
 """
 
@@ -34,6 +35,8 @@ def _entries(batch: list[bytes]) -> list[tuple[int, int]]:
     """(payload bytes, records) of each entry push_batch makes of this batch."""
     if len(batch) == 1:
         return [(len(batch[0]), 1)]
+    if len(marshal.dumps(batch)) <= entry_size_max_for(CAPACITY_BYTES):
+        return [(len(marshal.dumps(batch)), len(batch))]
     pieces, piece, estimate = [], [], 5
     for record in batch:
         if estimate + 5 + len(record) > entry_size_max_for(CAPACITY_BYTES):
@@ -42,9 +45,7 @@ def _entries(batch: list[bytes]) -> list[tuple[int, int]]:
         piece.append(record)
         estimate += 5 + len(record)
     pieces.append(piece)
-    if len(pieces) > 1:
-        return [entry for piece in pieces for entry in _entries(piece)]
-    return [(len(marshal.dumps(batch)), len(batch))]
+    return [entry for piece in pieces for entry in _entries(piece)]
 
 
 def _place(tail: int, head: int, sizes: list[int]) -> int | None:

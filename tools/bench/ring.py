@@ -31,6 +31,7 @@ HELP = "records/s and round-trip latency of the shm ring vs multiprocessing.Pipe
 
 RECORD_BYTES = 200
 BATCH_RECORDS = 64
+# 1 MiB: fits in L2 (4 MiB here); an 8 MiB ring measured ~10% slower on batches.
 RING_CAPACITY_BYTES = 1 << 20
 RING_RECORD_SIZE_MAX = 4096
 POLL_US_DEFAULT = 50
@@ -68,17 +69,18 @@ def run(args: argparse.Namespace) -> dict[str, float]:
 
 
 def _measure(cluster_id: int, records: int, roundtrips: int, repeat: int, poll_us: int) -> dict[str, float]:
-    def median(measure: Callable[[], float]) -> float:
-        return statistics.median(measure() for _ in range(repeat))
-
     figures: dict[str, float] = {"record_bytes": RECORD_BYTES, "records": records,
                                  "ring_poll_budget_us": poll_us}
     for mode, batch in (("single", 1), ("batch64", BATCH_RECORDS)):
-        figures[f"ring_{mode}_records_per_s"] = median(lambda: _ring_rate(cluster_id, records, batch, poll_us))
-        figures[f"pipe_{mode}_records_per_s"] = median(lambda: _pipe_rate(records, batch))
-        figures[f"socketpair_{mode}_records_per_s"] = median(lambda: _socket_rate(records, batch))
-        figures[f"ring_vs_pipe_{mode}_ratio"] = (
-            figures[f"ring_{mode}_records_per_s"] / figures[f"pipe_{mode}_records_per_s"])
+        for transport, rate in (("ring", lambda: _ring_rate(cluster_id, records, batch, poll_us)),
+                                ("pipe", lambda: _pipe_rate(records, batch)),
+                                ("socketpair", lambda: _socket_rate(records, batch))):
+            runs = [rate() for _ in range(repeat)]
+            figures[f"{transport}_{mode}_records_per_s"] = statistics.median(r for r, _ in runs)
+            figures[f"{transport}_{mode}_cpu_ns_per_record"] = statistics.median(c for _, c in runs)
+        for unit in ("records_per_s", "cpu_ns_per_record"):
+            figures[f"ring_vs_pipe_{mode}_{unit}_ratio"] = (
+                figures[f"ring_{mode}_{unit}"] / figures[f"pipe_{mode}_{unit}"])
     for label, budget_us in (("poll", poll_us), ("sleep", 0)):
         runs = [_ring_roundtrips_us(cluster_id, roundtrips, budget_us) for _ in range(repeat)]
         figures[f"ring_roundtrip_{label}_us_p50"] = statistics.median(_pct(r, 50) for r in runs)
@@ -98,8 +100,12 @@ def _batches(records: int, batch: int) -> tuple[list[bytes], int]:
     return [bytes([i % 251]) * RECORD_BYTES for i in range(batch)], records // batch
 
 
-def _timed(consumer: Callable, args: tuple, produce: Callable[[], None]) -> float:
-    """records/s: run consumer(*args, result_conn) in a child, produce() here, await its clock."""
+def _timed(consumer: Callable, args: tuple, produce: Callable[[], None]) -> tuple[float, float]:
+    """Run consumer(*args, result_conn) in a child and produce() here.
+
+    Returns records/s (wall clock) and CPU ns per record, both processes together: on a machine
+    shared with other work the first swings with the scheduler, the second hardly does.
+    """
     result_recv, result_send = _FORK.Pipe(duplex=False)
     child = _FORK.Process(target=consumer, args=(*args, result_send), daemon=True)
     child.start()
@@ -107,21 +113,34 @@ def _timed(consumer: Callable, args: tuple, produce: Callable[[], None]) -> floa
         if not result_recv.poll(RESULT_TIMEOUT_S):
             raise TimeoutError("bench ring: consumer never got ready")
         result_recv.recv()  # ready
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         produce()
+        producer_cpu_s = time.process_time() - cpu_start
         if not result_recv.poll(RESULT_TIMEOUT_S):
             raise TimeoutError("bench ring: consumer never finished")
-        end, received = result_recv.recv()
+        end, consumer_cpu_s, received = result_recv.recv()
     finally:
         child.join(RESULT_TIMEOUT_S)
         if child.is_alive():
             child.kill()
-    return received / (end - start)
+    if not received:
+        raise RuntimeError("bench ring: the consumer received the wrong bytes")
+    return received / (end - start), (producer_cpu_s + consumer_cpu_s) * 1e9 / received
+
+
+def _report_ready(result) -> float:
+    result.send("ready")
+    return time.process_time()
+
+
+def _report_done(result, cpu_start_s: float, received: int, total_bytes: int) -> None:
+    complete = total_bytes == received * RECORD_BYTES
+    result.send((time.perf_counter(), time.process_time() - cpu_start_s, received if complete else 0))
 
 
 # Ring.
 
-def _ring_rate(cluster_id: int, records: int, batch: int, poll_us: int) -> float:
+def _ring_rate(cluster_id: int, records: int, batch: int, poll_us: int) -> tuple[float, float]:
     ring_id, bell_id = ring_name(cluster_id, 0, "bench"), doorbell_name(cluster_id, 0, "bench")
     ring = Ring.create(ring_id, RING_CAPACITY_BYTES, RING_RECORD_SIZE_MAX)
     bell = SemaphoreDoorbell.create(bell_id, poll_us)
@@ -150,7 +169,7 @@ def _ring_consume(ring_id: str, bell_id: str, poll_us: int, records: int, result
     bell = SemaphoreDoorbell.attach(bell_id, poll_us)
     consumer = RingConsumer(ring)
     bell.watch(consumer)
-    result.send("ready")
+    cpu_start_s = _report_ready(result)
     received = total_bytes = 0
     pop, release, wait = consumer.pop, consumer.release, bell.wait
     while received < records:
@@ -162,7 +181,7 @@ def _ring_consume(ring_id: str, bell_id: str, poll_us: int, records: int, result
         received += len(batch)
         del batch
         release()
-    result.send((time.perf_counter(), received if total_bytes == records * RECORD_BYTES else 0))
+    _report_done(result, cpu_start_s, received, total_bytes)
 
 
 def _ring_roundtrips_us(cluster_id: int, roundtrips: int, poll_us: int) -> list[float]:
@@ -217,7 +236,7 @@ def _ring_echo(names: list[str], bells: list[str], poll_us: int) -> None:
 
 # multiprocessing.Pipe.
 
-def _pipe_rate(records: int, batch: int) -> float:
+def _pipe_rate(records: int, batch: int) -> tuple[float, float]:
     receiver, sender = _FORK.Pipe(duplex=False)
     payloads, rounds = _batches(records, batch)
 
@@ -239,7 +258,7 @@ def _pipe_rate(records: int, batch: int) -> float:
 
 
 def _pipe_consume(receiver, records: int, batch: int, result) -> None:
-    result.send("ready")
+    cpu_start_s = _report_ready(result)
     received = total_bytes = 0
     while received < records:
         if batch == 1:
@@ -248,7 +267,7 @@ def _pipe_consume(receiver, records: int, batch: int, result) -> None:
         else:
             total_bytes += sum(map(len, receiver.recv()))
             received += batch
-    result.send((time.perf_counter(), received if total_bytes == records * RECORD_BYTES else 0))
+    _report_done(result, cpu_start_s, received, total_bytes)
 
 
 def _pipe_roundtrips_us(roundtrips: int) -> list[float]:
@@ -281,25 +300,31 @@ def _pipe_echo(conn) -> None:
 # Unix socketpair: SOCK_SEQPACKET keeps message boundaries, so a record, or a batch marshalled
 # as the ring marshals it, is one send and one recv, as with the other transports.
 
-def _socket_rate(records: int, batch: int) -> float:
+def _socket_rate(records: int, batch: int) -> tuple[float, float]:
     sender, receiver = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     payloads, rounds = _batches(records, batch)
-    message = marshal.dumps(payloads)
+    message_bytes = len(marshal.dumps(payloads))
 
     def produce() -> None:
         send = sender.send
-        for _ in range(rounds):
-            send(payloads[0] if batch == 1 else message)
+        if batch == 1:
+            record = payloads[0]
+            for _ in range(rounds):
+                send(record)
+        else:
+            dumps = marshal.dumps
+            for _ in range(rounds):
+                send(dumps(payloads))
 
     try:
-        return _timed(_socket_consume, (receiver, rounds * batch, batch, len(message)), produce)
+        return _timed(_socket_consume, (receiver, rounds * batch, batch, message_bytes), produce)
     finally:
         sender.close()
         receiver.close()
 
 
 def _socket_consume(receiver: socket.socket, records: int, batch: int, message_bytes: int, result) -> None:
-    result.send("ready")
+    cpu_start_s = _report_ready(result)
     received = total_bytes = 0
     recv = receiver.recv
     while received < records:
@@ -309,18 +334,21 @@ def _socket_consume(receiver: socket.socket, records: int, batch: int, message_b
         else:
             total_bytes += sum(map(len, marshal.loads(recv(message_bytes))))
             received += batch
-    result.send((time.perf_counter(), received if total_bytes == records * RECORD_BYTES else 0))
+    _report_done(result, cpu_start_s, received, total_bytes)
 
 
 def _print(figures: dict[str, float], records: int, poll_us: int) -> None:
     rows = []
     for mode in ("single", "batch64"):
         pipe = figures[f"pipe_{mode}_records_per_s"]
+        pipe_cpu = figures[f"pipe_{mode}_cpu_ns_per_record"]
         for transport in ("ring", "pipe", "socketpair"):
             rate = figures[f"{transport}_{mode}_records_per_s"]
-            rows.append([transport, mode, rate, f"{rate / pipe:.2f}x"])
-    print_table(["transport", "mode", "records/s", "vs pipe"], rows,
-                title=f"{records:,} records of {RECORD_BYTES} bytes, two processes")
+            cpu = figures[f"{transport}_{mode}_cpu_ns_per_record"]
+            rows.append([transport, mode, rate, f"{rate / pipe:.2f}x", cpu, f"{pipe_cpu / cpu:.2f}x"])
+    print_table(["transport", "mode", "records/s", "vs pipe", "cpu ns/record", "vs pipe"], rows,
+                title=f"{records:,} records of {RECORD_BYTES} bytes, two processes "
+                      "(cpu: both processes; 'vs pipe' > 1 is better)")
     print()
     rows = [
         [f"ring, poll {poll_us} us then sleep", figures["ring_roundtrip_poll_us_p50"], figures["ring_roundtrip_poll_us_p99"]],
