@@ -2,10 +2,14 @@
 
 
 def primary_index(cluster):
+    """The replica that is primary in the highest normal view (a cut-off old primary may
+    still believe it leads a lower view)."""
+    best = None
     for index, node in enumerate(cluster.nodes):
         if node is not None and node.replica.status == "normal" and node.replica.is_primary:
-            return index
-    return None
+            if best is None or node.replica.view > cluster.nodes[best].replica.view:
+                best = index
+    return best
 
 
 def once(condition, action):

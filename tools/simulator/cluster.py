@@ -13,6 +13,7 @@ import random
 import time
 from dataclasses import dataclass, field
 
+from core.check import InvariantError
 from core.vsr.apply import apply_prepare
 from core.vsr.messages import (
     Append, Applied, Apply, Checkpoint, CheckpointDone, Durable, PersistView, Query, Receive,
@@ -281,14 +282,19 @@ class Cluster:
                 self._inject()
             elif self.now == self.heal_tick:
                 self._heal()
-            for source, target, frame in list(self.network.due(self.now)):
-                self._deliver(source, target, frame)
-            for index in range(self.replica_count):
-                if self.nodes[index] is not None:
-                    seq = self.storages[index].sync()
-                    if seq is not None:
-                        self._step(index, Durable(seq))
-                    self._step(index, Tick())
+            try:
+                for source, target, frame in list(self.network.due(self.now)):
+                    self._deliver(source, target, frame)
+                for index in range(self.replica_count):
+                    if self.nodes[index] is not None:
+                        seq = self.storages[index].sync()
+                        if seq is not None:
+                            self._step(index, Durable(seq))
+                        self._step(index, Tick())
+            except InvariantError as error:
+                # A replica stopped on a broken invariant (fail-stop): a failure of this seed.
+                self._fail(f"invariant: {error}")
+                break
             for client in self.clients:
                 client.tick(self.now, self.history,
                             lambda to, frame, c=client: self.network.send(self.now, c.node, to,

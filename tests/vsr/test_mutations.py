@@ -1,0 +1,102 @@
+"""Mutation tests: deliberately broken replicas must be caught by the simulator's checkers.
+
+Each test runs a scenario that passes with the real replica and fails with a replica that
+breaks one rule, so the checkers are shown able to fail.
+"""
+
+from core.vsr.replica import Replica
+from tools.simulator.cluster import Cluster
+
+from tests.vsr.helpers import every_tick, once, primary_index
+
+TICKS = 2000
+
+
+class MinorityCommitReplica(Replica):
+    """Broken: the primary commits with its own durable copy alone."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.pipeline.quorum = 1
+
+
+class SkipLogViewReplica(Replica):
+    """Broken: the new primary ignores log_view and takes the longest log."""
+
+    def _try_merge(self):
+        longest = max(self.dvcs.values(), key=lambda d: d.op, default=None)
+        # Every vote looks like the same log_view; only the longest log's headers count.
+        self.dvcs = {r: d._replace(log_view=0, headers=d.headers if d is longest else {})
+                     for r, d in self.dvcs.items()}
+        super()._try_merge()
+
+
+def isolated_primary_run(replica_class, seed=3):
+    """The primary keeps its clients but loses its backups for 300 ticks."""
+    def cut_backups(c):
+        p = primary_index(c)
+        c.network.partition([p], [r for r in range(c.replica_count) if r != p])
+        c.partition_until = c.now + 300
+    return Cluster(seed, 3, TICKS, "none", replica_class=replica_class,
+                   schedule={300: [cut_backups]}).run()
+
+
+def stale_longer_log_run(replica_class, seed=11):
+    """Old primary A, cut from its backups, prepares a suffix nobody else has (log_view 0).
+    The others form view 1 and commit a shorter log. Then view 1's primary dies as A comes
+    back: the next view change sees A's longer log with the older log_view."""
+    state = {}
+
+    def cut_backups(c):
+        p = primary_index(c)
+        state["old"] = p
+        c.network.partition([p], [r for r in range(c.replica_count) if r != p])
+        state["commit"] = c.nodes[p].replica.commit_min
+
+    def ready(c):
+        old = c.nodes[state["old"]].replica
+        new = primary_index(c)
+        if new is None or new == state["old"]:
+            return False
+        replica = c.nodes[new].replica
+        return replica.view >= 1 and replica.commit_min > state["commit"] and \
+            old.log.head > replica.log.head
+
+    def heal_and_kill_new_primary(c):
+        new = primary_index(c)
+        c.network.heal()
+        c.crash(new, 400)
+        state["fired"] = c.now
+
+    trigger = once(ready, heal_and_kill_new_primary)
+    schedule = {300: [cut_backups]}
+    for tick, events in every_tick(trigger, 301, 1100).items():
+        schedule.setdefault(tick, []).extend(events)
+    result = Cluster(seed, 3, TICKS, "none", replica_class=replica_class, clients=16,
+                     schedule=schedule).run()
+    return result, trigger
+
+
+def test_isolated_primary_scenario_passes_with_the_real_replica():
+    result = isolated_primary_run(Replica)
+    assert result.ok, result.failures
+
+
+def test_commit_on_a_minority_is_caught():
+    result = isolated_primary_run(MinorityCommitReplica)
+    assert not result.ok
+    assert any("different prepare" in f or "lost" in f or "linearizable" in f
+               for f in result.failures), result.failures
+
+
+def test_stale_longer_log_scenario_passes_with_the_real_replica():
+    result, trigger = stale_longer_log_run(Replica)
+    assert trigger.fired, "the scenario never reached its trigger"
+    assert result.ok, result.failures
+
+
+def test_skipping_the_log_view_comparison_is_caught():
+    result, trigger = stale_longer_log_run(SkipLogViewReplica)
+    assert trigger.fired
+    assert not result.ok
+    assert not any("invariant" in f for f in result.failures), result.failures
