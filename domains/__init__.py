@@ -36,7 +36,7 @@ Interface (domains.mux.MuxStateMachine):
       numbered `op` and returns [user_id u32][session u64]; Logout (3) ends it and leaves the
       client's groups; every other op is recorded as the client's (last request, reply).
       A request number at or below the client's last is answered from the table, never
-      applied twice. Ops must be applied in increasing op order.
+      applied twice. Ops never decrease; the requests of one prepare share its op.
 
   client_reply(client, request) -> tuple[int, bytes] | None
       The cached reply when `request` is the client's last; (59, b"") when older; None when

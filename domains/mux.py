@@ -34,6 +34,8 @@ from domains.streams import StreamsDomain
 from domains.users import UsersDomain
 from domains.users_wire import STATUS_ACTIVE
 
+# A group member's id on the wire is a u32: the low bits of the client's registration number,
+# unique unless 2**32 Registers happen while the older session is still alive.
 MEMBER_ID_MASK = (1 << 32) - 1
 
 SECTION_VERSIONS = {
@@ -72,8 +74,8 @@ class MuxStateMachine:
             O.DELETE_PARTITIONS: lambda p, ts, c, se, u_, b: s.delete_partitions(p, b),
             O.CREATE_CONSUMER_GROUP: lambda p, ts, c, se, u_, b: s.create_group(p, b),
             O.DELETE_CONSUMER_GROUP: lambda p, ts, c, se, u_, b: s.delete_group(p, b),
-            O.JOIN_CONSUMER_GROUP:
-                lambda p, ts, c, se, u_, b: s.join_group(p, b, c, se & MEMBER_ID_MASK),
+            O.JOIN_CONSUMER_GROUP: lambda p, ts, c, se, u_, b: s.join_group(
+                p, b, c, self.sessions.clients[c].number & MEMBER_ID_MASK),
             O.LEAVE_CONSUMER_GROUP: lambda p, ts, c, se, u_, b: s.leave_group(p, b, c),
             O.CREATE_USER: lambda p, ts, c, se, u_, b: u.create_user(p, ts, b),
             O.UPDATE_USER: lambda p, ts, c, se, u_, b: u.update_user(p, b),
@@ -138,7 +140,8 @@ class MuxStateMachine:
     def apply(self, op: int, timestamp_us: int, client: bytes, session: int, request: int,
               user_id: int, operation: int, body: bytes) -> tuple[int, bytes]:
         sessions = self.sessions
-        check(op > sessions.op, "ops are applied in increasing order")
+        # The requests of one prepare share its op, so ops never decrease (but may repeat).
+        check(op >= sessions.op, "ops are applied in order")
         sessions.op = op
         sessions.dirty = True
         if operation == O.REGISTER:

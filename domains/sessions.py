@@ -20,11 +20,12 @@ SESSIONS_SECTION_VERSION = 1
 
 
 class Session:
-    __slots__ = ("client", "session", "user_id", "request", "status", "reply")
+    __slots__ = ("client", "session", "number", "user_id", "request", "status", "reply")
 
-    def __init__(self, client: bytes, session: int, user_id: int) -> None:
+    def __init__(self, client: bytes, session: int, number: int, user_id: int) -> None:
         self.client = client
-        self.session = session
+        self.session = session  # the op of its Register (shared by a batch's Registers)
+        self.number = number  # registration counter: unique, orders the table
         self.user_id = user_id
         self.request = 0  # the Register itself is request 0
         self.status = 0
@@ -32,14 +33,15 @@ class Session:
 
 
 class SessionsDomain:
-    """The client table; dict order is session order (sessions are created in op order and
-    a re-registering client is re-inserted), so the first entry is always the oldest."""
+    """The client table; dict order is registration order (`number`), so the first entry is
+    always the oldest session."""
 
     def __init__(self, clients_max: int = CLIENTS_MAX) -> None:
         check(clients_max >= 1, "clients_max must be positive")
         self.clients_max = clients_max
         self.clients: dict[bytes, Session] = {}
-        self.op = 0  # the last op applied (ops only grow)
+        self.op = 0  # the last op applied (never decreases; a batch shares one op)
+        self.registered = 0  # Registers applied so far: the next session's number
         self.dirty = True
 
     def get(self, client: bytes) -> Session | None:
@@ -53,9 +55,10 @@ class SessionsDomain:
 
     def register(self, client: bytes, session: int, user_id: int) -> Session:
         check(len(client) == CLIENT_SIZE, "client ids are 16 bytes")
-        self.clients.pop(client, None)
+        check(client not in self.clients, "a client registers once")
         check(len(self.clients) < self.clients_max, "client table over its bound")
-        entry = Session(client, session, user_id)
+        self.registered += 1
+        entry = Session(client, session, self.registered, user_id)
         self.clients[client] = entry
         self.dirty = True
         return entry
@@ -75,29 +78,30 @@ class SessionsDomain:
 
 
 # ---- checkpoint section -------------------------------------------------------------------
-# [last op u64][count u32] then per session in session order:
-#   [client 16][session u64][user_id u32][request u64][status u32][reply_len u32][reply]
-_ENTRY = struct.Struct("<16sQIQII")
+# [last op u64][registered u64][count u32] then per session by number:
+#   [client 16][session u64][number u64][user_id u32][request u64][status u32][reply_len u32]
+#   [reply]
+_HEAD = struct.Struct("<QQI")
+_ENTRY = struct.Struct("<16sQQIQII")
 
 
 def encode(domain: SessionsDomain) -> bytes:
-    out = [domain.op.to_bytes(8, "little"), len(domain.clients).to_bytes(4, "little")]
-    for entry in sorted(domain.clients.values(), key=lambda s: s.session):
-        out.append(_ENTRY.pack(entry.client, entry.session, entry.user_id, entry.request,
-                               entry.status, len(entry.reply)))
+    out = [_HEAD.pack(domain.op, domain.registered, len(domain.clients))]
+    for entry in sorted(domain.clients.values(), key=lambda s: s.number):
+        out.append(_ENTRY.pack(entry.client, entry.session, entry.number, entry.user_id,
+                               entry.request, entry.status, len(entry.reply)))
         out.append(entry.reply)
     return b"".join(out)
 
 
 def decode(data: bytes, clients_max: int = CLIENTS_MAX) -> SessionsDomain:
     domain = SessionsDomain(clients_max)
-    domain.op = int.from_bytes(data[:8], "little")
-    count = int.from_bytes(data[8:12], "little")
-    pos = 12
+    domain.op, domain.registered, count = _HEAD.unpack_from(data, 0)
+    pos = _HEAD.size
     for _ in range(count):
-        client, session, user_id, request, status, size = _ENTRY.unpack_from(data, pos)
+        client, session, number, user_id, request, status, size = _ENTRY.unpack_from(data, pos)
         pos += _ENTRY.size
-        entry = Session(client, session, user_id)
+        entry = Session(client, session, number, user_id)
         entry.request, entry.status = request, status
         entry.reply = data[pos:pos + size]
         pos += size

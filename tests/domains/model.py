@@ -29,6 +29,7 @@ class Model:
         self.users: dict[int, dict] = {0: self._user(0, "iggy", root_created_at, 1, None)}
         self.sessions: dict[bytes, dict] = {}  # insertion order = session order
         self.token_hashes: set[bytes] = set()
+        self.registered = 0  # successful Registers: a session's member id
 
     @staticmethod
     def _user(uid, name, created, status, perms):
@@ -164,8 +165,9 @@ class Model:
             oldest = next(iter(self.sessions))
             self._end_session(oldest)
         result = (uid, op)
-        self.sessions[client] = {"session": op, "user": uid, "request": 0,
-                                 "reply": (0, result)}
+        self.registered += 1
+        self.sessions[client] = {"session": op, "number": self.registered, "user": uid,
+                                 "request": 0, "reply": (0, result)}
         return 0, result
 
     def _end_session(self, client):
@@ -323,7 +325,7 @@ class Model:
 
     def w_join_group(self, ts, client, entry, uid, *idents):
         _, g = self._target(uid, *idents)
-        g["members"].setdefault(client, entry["session"] & 0xFFFFFFFF)
+        g["members"].setdefault(client, entry["number"] & 0xFFFFFFFF)
 
     def w_leave_group(self, ts, client, entry, uid, *idents):
         _, g = self._target(uid, *idents)

@@ -64,6 +64,7 @@ def test_logout_and_eviction_leave_groups():
     world = build(clients_max=3)
     mux = world.mux
     assert mux.client_info(BOB_CLIENT) == (2, world.sessions[BOB_CLIENT][0], [(0, 0, 0)])
+    assert mux.sessions.clients[BOB_CLIENT].number == 3
     ok(world.write(BOB_CLIENT, 3, b""))
     assert mux.client_info(BOB_CLIENT) is None
     assert members(mux) == {ROOT_CLIENT} and BOB_CLIENT not in mux.sessions.clients
@@ -115,11 +116,27 @@ def test_partition_assignment_is_recomputed_on_every_change():
                              mux.streams.streams[0].topics[0].partitions), body
 
     (owned, body) = assignment()
-    root_member = world.sessions[ROOT_CLIENT][0]
-    bob_member = world.sessions[BOB_CLIENT][0]
+    root_member, bob_member = 1, 3  # registration numbers: root, then alice, then bob
     assert owned == [(root_member, [0, 2]), (bob_member, [1])]
     ok(world.write(ROOT_CLIENT, 136, sw.encode_partitions(0, 0, 2)))
     assert assignment()[0] == [(root_member, [0, 2, 4]), (bob_member, [1, 3])]
     ok(world.write(BOB_CLIENT, 149, sw.encode_ids(0, 0, 0)))
     assert assignment()[0] == [(root_member, [0, 1, 2, 3, 4])]
     assert ALICE_CLIENT not in mux.streams.memberships
+
+
+def test_requests_of_one_prepare_share_its_op_and_get_distinct_member_ids():
+    """A prepare carries a batch: every entry is applied with the prepare's op."""
+    from domains import sessions_wire
+    world = build()
+    mux = world.mux
+    world.op += 1
+    op = world.op
+    first, second = b"1" * 16, b"2" * 16
+    for client in (first, second):
+        assert mux.apply(op, 5, client, 0, 0, 0, 1, sessions_wire.encode_register(0)) == (
+            0, sessions_wire.register_result(0, op))
+    for client in (first, second):
+        assert mux.apply(op + 1, 6, client, op, 1, 0, 148, sw.encode_ids(0, 0, 0)) == (0, b"")
+    ids = sorted(mux.streams.streams[0].topics[0].groups[0].members.values())
+    assert len(set(ids)) == len(ids) == 4
