@@ -130,15 +130,19 @@ TOPIC_OPTION_CHOICES = (
 
 
 def random_steps(rng: random.Random, count: int) -> list[tuple]:
-    """Steps: ("login", slot, user_id), ("write", slot, kind, args), ("retry", slot),
-    ("read", slot, kind, args). Writes and reads act as the slot's logged-in user."""
+    """Steps: ("login", slot, user_id), ("login_token", slot, token_hash),
+    ("write", slot, kind, args), ("retry", slot), ("read", slot, kind, args). Writes and
+    reads act as the slot's logged-in user."""
     steps: list[tuple] = [("login", 0, 0)]
     token_serial = 0
     for _ in range(count):
         slot = rng.randrange(SLOTS)
         roll = rng.random()
         if roll < 0.12:
-            steps.append(("login", slot, rng.choice((0, 0, 0, 0, 1, 2, 3))))
+            if token_serial and rng.random() < 0.25:
+                steps.append(("login_token", slot, b"tok%d" % rng.randint(1, token_serial)))
+            else:
+                steps.append(("login", slot, rng.choice((0, 0, 0, 0, 1, 2, 3))))
             continue
         if roll < 0.15:
             steps.append(("retry", slot))

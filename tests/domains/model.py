@@ -161,6 +161,11 @@ class Model:
         user = self.users.get(uid)
         if user is None or user["status"] != 1:
             return 42, None
+        if token is not None:
+            live = [at for token_hash, at in user["tokens"].values()
+                    if token_hash == token and (not at or at > timestamp)]
+            if not live:
+                return 42, None
         if len(self.sessions) >= self.clients_max:
             oldest = next(iter(self.sessions))
             self._end_session(oldest)

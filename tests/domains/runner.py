@@ -22,6 +22,11 @@ class Runner:
         timestamp = op * 10
         if kind == "login":
             return op, timestamp, (self.serial + 1).to_bytes(16, "little"), step[2], 0
+        if kind == "login_token":
+            owner = self.mux.token_owner(step[2])  # admission's lookup; unknown: refused there
+            if owner is None:
+                return None
+            return op, timestamp, (self.serial + 1).to_bytes(16, "little"), owner[0], 0
         entry = self.slots.get(slot)
         if entry is None:
             return None
@@ -42,10 +47,12 @@ class Runner:
             code, body = encode(step[2], step[3])
             return self.mux.query(code, body, user)
         self.op = op
-        if kind == "login":
+        if kind in ("login", "login_token"):
             self.serial += 1
-            result = self.mux.apply(op, timestamp, client, 0, 0, user, 1,
-                                    self.mux.admit(1, sessions_wire.encode_register(user)))
+            token_hash = step[2] if kind == "login_token" else None
+            result = self.mux.apply(
+                op, timestamp, client, 0, 0, user, 1,
+                self.mux.admit(1, sessions_wire.encode_register(user, token_hash)))
             if result[0] == 0:
                 self.slots[slot] = [client, op, 0, user]
             return result

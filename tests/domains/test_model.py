@@ -54,8 +54,9 @@ def run_against_model(seed: int, count: int) -> int:
         op, timestamp, client, user, request = ctx
         status, body = runner.run(step)
         kind = step[0]
-        if kind == "login":
-            want = model.login(op, timestamp, client, user)
+        if kind in ("login", "login_token"):
+            token = step[2] if kind == "login_token" else None
+            want = model.login(op, timestamp, client, user, token)
             last_kind[client] = "login"
             result_kind = "login"
         elif kind == "write":
