@@ -102,16 +102,24 @@ class Reader:
         return raw
 
     def identifier(self) -> Identifier:
-        kind = self.u8()
-        size = self.u8()
-        raw = self.take(size)
+        # Inlined reads: identifiers are on every operation's hot path.
+        buf = self.buf
+        pos = self.pos
+        if pos + 2 > len(buf):
+            raise DomainError(INVALID_FORMAT)
+        kind = buf[pos]
+        size = buf[pos + 1]
+        end = pos + 2 + size
+        if end > len(buf):
+            raise DomainError(INVALID_FORMAT)
+        self.pos = end
         if kind == ID_NUMERIC:
             if size != 4:
                 raise DomainError(INVALID_IDENTIFIER)
-            return U32.unpack(raw)[0]
+            return U32.unpack_from(buf, pos + 2)[0]
         if kind == ID_STRING and size >= 1:
             try:
-                return raw.decode("utf-8")
+                return buf[pos + 2:end].decode("utf-8")
             except UnicodeDecodeError:
                 raise DomainError(INVALID_IDENTIFIER) from None
         raise DomainError(INVALID_IDENTIFIER)

@@ -67,7 +67,13 @@ def encode_update_stream(stream: Identifier, name: str, options: Options) -> byt
 def decode_ids(body: bytes, count: int) -> tuple[Identifier, ...]:
     """Bodies made of `count` identifiers only (delete/purge/get of streams, topics, groups)."""
     reader = Reader(body)
-    idents = tuple(reader.identifier() for _ in range(count))
+    read = reader.identifier
+    if count == 3:
+        idents = (read(), read(), read())
+    elif count == 2:
+        idents = (read(), read())
+    else:
+        idents = tuple([read() for _ in range(count)])
     reader.end()
     return idents
 
