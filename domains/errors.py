@@ -3,8 +3,8 @@
 Owns: `DomainError` (bad input or a failed state check, never a bug) and `CATALOGUE`
 (code -> (name, text)). Numbers and names follow Apache Iggy's IggyError where one exists, so
 the Iggy SDK shows its own text for them; texts are the SDK's Display texts with details left
-out (the code travels, the details do not). Must never hold anything but data: no I/O, no
-imports from net/ or core/ beyond nothing at all.
+out (the code travels, the details do not). Must never hold anything but data (no logic,
+no imports), so every layer can depend on it.
 """
 
 from __future__ import annotations

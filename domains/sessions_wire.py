@@ -8,7 +8,8 @@ server's protocol and version fields, which are not domain state).
 
 Register log body: [user_id u32][via_token u8][token_hash u8-len bytes, when via_token = 1].
 A token login names the token's hash so apply re-checks, at the op's timestamp, that the token
-still exists and has not expired.
+still exists and has not expired. Must never verify credentials (admission does, outside
+domains/) or carry a secret.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 Owns: which option keys a topic understands, the kind and values each accepts, and the
 derivation of the topic header's fixed fields (compression, message expiry, max size) from the
-options map. Keys not documented here are free-form and must be String-valued. Pure functions.
+options map. Keys not documented here are free-form and must be String-valued. Pure
+functions: must never hold state or decide anything about existing topics.
 """
 
 from __future__ import annotations
