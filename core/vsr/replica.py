@@ -692,7 +692,9 @@ class Replica:
             return
         peer, peer_checkpoint = max(self.peer_checkpoint.items(), key=lambda kv: (kv[1], -kv[0]))
         oldest_held = peer_checkpoint - self.config.journal_retention_ops
-        if self.commit_min + 1 <= oldest_held and self.commit_min + 1 not in self.log.frames:
+        missing = next((op for op in range(self.commit_min + 1, self.commit_max + 1)
+                        if op not in self.log.frames), None)
+        if missing is not None and missing <= oldest_held:
             self.snapshot_requested = True
             self.actions.append(RequestSnapshot(peer, peer_checkpoint))
 

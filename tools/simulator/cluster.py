@@ -31,6 +31,8 @@ from tools.simulator.storage import Storage
 from tools.simulator.workload import KvWorkload
 
 DIGEST_EVERY_OPS = 8
+SIM_CONFIG = dict(pipeline_max=16, checkpoint_interval=64, journal_retention_ops=32,
+                  view_headers_max=48)
 CLIENTS = 6
 BODY_SIZE_MAX = 4096
 
@@ -77,7 +79,10 @@ class Cluster:
         self.workload = workload
         self.replica_class = replica_class
         self.rng = random.Random(seed)
-        self.config = VsrConfig(replica_count=replica_count, **(config or {}))
+        # Checkpoints and journal retention small enough that a run of ~500 ops checkpoints
+        # several times and a replica down long enough needs state transfer.
+        self.config = VsrConfig(replica_count=replica_count,
+                                **{**SIM_CONFIG, **(config or {})})
         self.f = (replica_count - 1) // 2
         self.network = Network(random.Random(self.rng.random()), self.profile.network)
         self.storages = [Storage() for _ in range(replica_count)]
