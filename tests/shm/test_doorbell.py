@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import selectors
 import time
@@ -107,3 +108,57 @@ def test_no_lost_wakeup_under_a_sleep_wake_storm(cluster_id, kind):
     assert client_bell.sleeps > BURSTS // 20, "the storm seldom put the client to sleep"
     for closable in (server_bell, client_bell, *rings):
         closable.close()
+
+
+def _burst_until_drained(ring_id: str, bell_id: str, ring_index: int, records: int) -> None:
+    """Push numbered records in bursts; before each burst, wait for the consumer to drain all."""
+    ring = Ring.attach(ring_id)
+    producer = RingProducer(ring, SemaphoreDoorbell.attach(bell_id, poll_us=0), full_timeout_s=5.0)
+    rng = random.Random(ring_index)
+    sent = 0
+    while sent < records:
+        deadline = time.monotonic() + BURST_DEADLINE_S
+        while ring.used_bytes():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"ring {ring_index}: consumer stopped draining (lost wake-up?)")
+            os.sched_yield()
+        count = min(rng.choice((1, 2, 10)), records - sent)
+        producer.push_batch([(ring_index << 32 | sent + i).to_bytes(8, "little") for i in range(count)])
+        sent += count
+
+
+def test_one_doorbell_wakes_its_process_for_two_rings_with_two_producers(cluster_id):
+    records = 20_000
+    names = [ring_name(cluster_id, 0, f"in{index}") for index in range(2)]
+    bell_id = doorbell_name(cluster_id, 0, "owner")
+    rings = [Ring.create(name, CAPACITY_BYTES, 64) for name in names]
+    bell = SemaphoreDoorbell.create(bell_id, poll_us=0)
+    consumers = [RingConsumer(ring) for ring in rings]
+    for consumer in consumers:
+        bell.watch(consumer)
+    producers = [FORK.Process(target=_burst_until_drained, args=(names[i], bell_id, i, records), daemon=True)
+                 for i in range(2)]
+    for process in producers:
+        process.start()
+    expected = [0, 0]
+    timed_out_sleeps = 0
+    deadline = time.monotonic() + 60.0
+    while expected != [records, records]:
+        assert time.monotonic() < deadline, f"stalled at {expected}"
+        popped = False
+        for index, consumer in enumerate(consumers):
+            for record in consumer.pop(64):
+                assert int.from_bytes(record, "little") == index << 32 | expected[index]
+                expected[index] += 1
+                popped = True
+            consumer.release()
+        if not popped and not bell.wait(SLEEP_TIMEOUT_S):
+            timed_out_sleeps += 1
+    for process in producers:
+        process.join(BURST_DEADLINE_S)
+        assert process.exitcode == 0
+    assert timed_out_sleeps == 0, "a sleep ran into its timeout: a wake-up was lost"
+    assert bell.sleeps > records // 20, "the consumer seldom slept: the race was not exercised"
+    bell.close()
+    for ring in rings:
+        ring.close()

@@ -74,6 +74,7 @@ def test_million_random_sized_records_arrive_complete_and_in_order(cluster_id):
     assert result_recv.poll(DEADLINE_S)
     assert result_recv.recv() == (received, crc)
     assert not consumer.pending()
+    assert ring.tail_word[0] > 1000 * CAPACITY_BYTES  # wrapped around a thousand times and more
     child.join(DEADLINE_S)
     assert child.exitcode == 0
     bell.close()
