@@ -44,7 +44,8 @@ Interface (domains.mux.MuxStateMachine):
   lookup_session(client, session) -> int | None       the session's user id, if it is live.
   client_info(client) -> (user_id, session, [(stream, topic, group)]) | None   for "me" (20).
   user_credentials(user: int | str) -> (user_id, status, password_hash) | None
-  token_owner(token_hash: bytes) -> (user_id, expiry_at_us; 0 = never) | None
+  token_by_locator(locator: bytes) -> (user_id, status, token_hash, expiry_at_us; 0 = never)
+      | None    a token hash starts with its locator (users_wire.TOKEN_LOCATOR_SIZE bytes)
 
   query(code: int, body: bytes, user_id: int) -> tuple[int, bytes]
       Reads by Iggy legacy command code: 31 user, 32 users, 41 own PATs, 200/201 stream(s),

@@ -106,13 +106,15 @@ class MuxStateMachine:
         found = self.users.find(user)
         return None if found is None else (found.id, found.status, found.password_hash)
 
-    def token_owner(self, token_hash: bytes) -> tuple[int, int] | None:
-        """(user_id, expiry_at µs; 0 = never) of a token by its hash, for admission."""
-        owner = self.users.token_owners.get(token_hash)
+    def token_by_locator(self, locator: bytes) -> tuple[int, int, bytes, int] | None:
+        """(user_id, user status, token hash, expiry_at µs; 0 = never) of the token whose hash
+        starts with `locator`, for admission to verify a token login."""
+        owner = self.users.token_owners.get(locator[:uw.TOKEN_LOCATOR_SIZE])
         if owner is None:
             return None
-        user_id, name = owner
-        return user_id, self.users.users[user_id].tokens[name][1]
+        user = self.users.users[owner[0]]
+        token_hash, expiry_at = user.tokens[owner[1]]
+        return user.id, user.status, token_hash, expiry_at
 
     def lookup_session(self, client: bytes, session: int) -> int | None:
         entry = self.sessions.get(client)
@@ -187,11 +189,11 @@ class MuxStateMachine:
         if user is None or user.status != STATUS_ACTIVE:
             return INVALID_CREDENTIALS, b""
         if token_hash is not None:
-            owner = self.users.token_owners.get(token_hash)
+            owner = self.users.token_owners.get(token_hash[:uw.TOKEN_LOCATOR_SIZE])
             if owner is None or owner[0] != user_id:
                 return INVALID_CREDENTIALS, b""
-            expiry_at = user.tokens[owner[1]][1]
-            if expiry_at and expiry_at <= timestamp:
+            stored, expiry_at = user.tokens[owner[1]]
+            if stored != token_hash or (expiry_at and expiry_at <= timestamp):
                 return INVALID_CREDENTIALS, b""
         evict = self.sessions.oldest_if_full(client)
         if evict is not None:

@@ -56,7 +56,8 @@ class UsersDomain:
                  root_created_at_us: int = 0) -> None:
         self.users: dict[int, User] = {}
         self.names: dict[str, int] = {}
-        self.token_owners: dict[bytes, tuple[int, str]] = {}  # token hash -> (user, name)
+        # token locator (the hash's first TOKEN_LOCATOR_SIZE bytes) -> (user, token name)
+        self.token_owners: dict[bytes, tuple[int, str]] = {}
         self.stream_grants: dict[int, set[int]] = {}  # stream id -> users naming it
         self.ids = LowestFree()
         self.dirty = True
@@ -181,7 +182,7 @@ class UsersDomain:
     def delete_user(self, user: User) -> None:
         self._set_perms(user, None)
         for token_hash, _ in user.tokens.values():
-            del self.token_owners[token_hash]
+            del self.token_owners[token_hash[:wire.TOKEN_LOCATOR_SIZE]]
         del self.users[user.id]
         del self.names[user.username]
         self.ids.released(user.id)
@@ -216,16 +217,17 @@ class UsersDomain:
             raise DomainError(INVALID_PAT_EXPIRY)
         if name in user.tokens:
             raise DomainError(PAT_ALREADY_EXISTS)
-        if token_hash in self.token_owners:
+        locator = token_hash[:wire.TOKEN_LOCATOR_SIZE]
+        if locator in self.token_owners:
             raise DomainError(PAT_ALREADY_EXISTS)
         expired = sorted(n for n, (_, at) in user.tokens.items() if at and at <= timestamp)
         if len(user.tokens) - len(expired) >= TOKENS_PER_USER_MAX:
             raise DomainError(PATS_LIMIT_REACHED)
         # Expired tokens are dropped here, at a deterministic point, rather than by a timer.
         for old in expired:
-            del self.token_owners[user.tokens.pop(old)[0]]
+            del self.token_owners[user.tokens.pop(old)[0][:wire.TOKEN_LOCATOR_SIZE]]
         user.tokens[name] = (token_hash, expiry_at)
-        self.token_owners[token_hash] = (user.id, name)
+        self.token_owners[locator] = (user.id, name)
         self.dirty = True
         return b""
 
@@ -235,7 +237,7 @@ class UsersDomain:
         entry = user.tokens.pop(name, None)
         if entry is None:
             raise DomainError(RESOURCE_NOT_FOUND)
-        del self.token_owners[entry[0]]
+        del self.token_owners[entry[0][:wire.TOKEN_LOCATOR_SIZE]]
         self.dirty = True
         return b""
 

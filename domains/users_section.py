@@ -17,6 +17,7 @@ import struct
 from core.check import check
 from domains import permissions as P
 from domains.users import User, UsersDomain
+from domains.users_wire import TOKEN_LOCATOR_SIZE
 
 USERS_SECTION_VERSION = 1
 
@@ -79,7 +80,7 @@ def decode(data: bytes) -> UsersDomain:
             pos += 8
             token_hash = short()
             user.tokens[name] = (token_hash, expiry_at)
-            domain.token_owners[token_hash] = (uid, name)
+            domain.token_owners[token_hash[:TOKEN_LOCATOR_SIZE]] = (uid, name)
     check(pos == len(data), "users section has trailing bytes")
     domain.dirty = False
     return domain

@@ -47,6 +47,9 @@ PAT_NAME_MIN, PAT_NAME_MAX = 3, 30
 # Hashes are opaque to the domains (admission chooses scrypt for passwords, SHA-256 for tokens);
 # only their size is bounded, by the u8 length prefix.
 HASH_MIN, HASH_MAX = 1, 255
+# A token hash starts with its locator: the public part of the token admission looks it up by
+# (core/auth.py mints 16-character locators). Unique among a replica's tokens (a clash is 51).
+TOKEN_LOCATOR_SIZE = 16
 STATUS_ACTIVE, STATUS_INACTIVE = 1, 2
 STATUSES = (STATUS_ACTIVE, STATUS_INACTIVE)
 

@@ -23,7 +23,7 @@ class Runner:
         if kind == "login":
             return op, timestamp, (self.serial + 1).to_bytes(16, "little"), step[2], 0
         if kind == "login_token":
-            owner = self.mux.token_owner(step[2])  # admission's lookup; unknown: refused there
+            owner = self.mux.token_by_locator(step[2])  # admission's lookup; unknown: refused
             if owner is None:
                 return None
             return op, timestamp, (self.serial + 1).to_bytes(16, "little"), owner[0], 0

@@ -49,9 +49,9 @@ def test_delete_user_removes_tokens_sessions_memberships_and_permissions():
     world = build()
     mux = world.mux
     ok(world.write(BOB_CLIENT, 146, uw.encode_create_token("tok", 0, b"bobtok")))
-    assert mux.token_owner(b"bobtok") == (2, 0)
+    assert mux.token_by_locator(b"bobtok") == (2, 1, b"bobtok", 0)
     ok(world.write(ROOT_CLIENT, 143, identifier("bob")))
-    assert mux.token_owner(b"bobtok") is None
+    assert mux.token_by_locator(b"bobtok") is None
     assert mux.lookup_session(BOB_CLIENT, world.sessions[BOB_CLIENT][0]) is None
     assert members(mux) == {ROOT_CLIENT}
     assert mux.users.stream_grants == {}

@@ -181,7 +181,7 @@ def test_expired_tokens_do_not_count_and_are_dropped(world):
                        timestamp=100))
     ok(world.write(ALICE_CLIENT, 146, uw.encode_create_token("fresh", 0, b"new"), timestamp=200))
     assert world.mux.users.users[1].tokens.keys() == {"fresh"}
-    assert world.mux.token_owner(b"t0") is None
+    assert world.mux.token_by_locator(b"t0") is None
 
 
 def test_authorization(world):
@@ -255,12 +255,32 @@ def test_register_retry_is_answered_from_the_table(world):
                                                 sessions_wire.encode_register(1)))
 
 
-def test_every_catalogue_code_is_exercised():
-    """Runs last in this module (pytest keeps file order): every code has its test above."""
-    assert EXERCISED == set(E.CATALOGUE), sorted(set(E.CATALOGUE) - EXERCISED)
-
-
 def test_password_hash_helper_is_stable():
     assert password_hash("x") == password_hash("x") != password_hash("y")
     assert P.allowed(None, P.MANAGE_USERS)
     assert U64.pack(1) == b"\x01" + b"\x00" * 7
+
+
+def test_tokens_are_found_by_locator_and_must_match_whole(world):
+    from core import auth
+    token, locator, secret = auth.mint_token()
+    assert len(locator) == uw.TOKEN_LOCATOR_SIZE  # admission's locators fit the index
+    record = locator + b"salted-hash-of-the-secret"
+    ok(world.write(BOB_CLIENT, 146, uw.encode_create_token("tok", 0, record)))
+    assert world.mux.token_by_locator(locator) == (2, 1, record, 0)
+    # Another token with the same locator is refused, whoever asks.
+    expect(E.PAT_ALREADY_EXISTS, world.write(ALICE_CLIENT, 146, uw.encode_create_token(
+        "tok", 0, locator + b"other")))
+    # A Register naming the locator with another hash is refused at apply.
+    world.op += 1
+    expect(E.INVALID_CREDENTIALS, world.mux.apply(world.op, 1, b"z" * 16, 0, 0, 2, 1,
+                                                  sessions_wire.encode_register(2, locator + b"x")))
+    world.op += 1
+    assert world.mux.apply(world.op, 1, b"z" * 16, 0, 0, 2, 1,
+                           sessions_wire.encode_register(2, record))[0] == 0
+    assert secret.encode() not in b"".join(d for _, d in world.mux.snapshot().values())
+
+
+def test_every_catalogue_code_is_exercised():
+    """Runs last in this module (pytest keeps file order): every code has its test above."""
+    assert EXERCISED == set(E.CATALOGUE), sorted(set(E.CATALOGUE) - EXERCISED)

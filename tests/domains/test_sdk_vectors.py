@@ -163,8 +163,8 @@ def test_replaying_the_recorded_session_reproduces_the_recorded_replies():
             secret = sdk[1 + sdk[0]:]
             token = secret[1:1 + secret[0]].decode() if len(secret) > 5 else ""
             if len(token) > 50:  # a PAT login: admission looks the token up by its hash
-                owner = mux.token_owner(token_hash(token))
-                assert owner is not None and owner[0] == 0
+                owner = mux.token_by_locator(token_hash(token))
+                assert owner is not None and owner[0] == 0 and owner[2] == token_hash(token)
                 log_body = sessions_wire.encode_register(0, token_hash(token))
             else:
                 log_body = sessions_wire.encode_register(0)
