@@ -7,8 +7,8 @@ sides each could miss the other's store and the consumer would sleep on a publis
 
 Python has no fence primitive. An uncontended threading.Lock acquire/release is glibc sem_trywait
 and sem_post on Linux (CPython's USE_SEMAPHORES build), each a `lock cmpxchg`: a locked
-instruction is a full barrier on x86. The pair costs ~30 ns as two bound C calls, far cheaper
-than a ctypes call or a syscall, which matters on the producer's per-push path.
+instruction is a full barrier on x86. The pair costs ~70 ns as two bound C calls, cheaper than
+a ctypes call or a syscall, which matters on the producer's per-push path.
 
 Each user gets its own lock and must use it from one thread: a shared lock could be held by
 another thread, and a fork taken while it is held would leave the child a fence that blocks.

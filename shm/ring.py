@@ -49,10 +49,14 @@ import os
 import struct
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from core.check import InvariantError, check, check_range
 from shm.fence import new_fence
 from shm.segment import Segment
+
+if TYPE_CHECKING:
+    from shm.doorbell import Doorbell  # doorbell.py imports this module
 
 HEADER_BYTES = 4096
 _TAIL_OFFSET = 0
@@ -142,7 +146,7 @@ def _check_geometry(name: str, capacity_bytes: int, record_size_max: int) -> Non
 class RingProducer:
     """The one writer of a ring. `doorbell` is the consumer process's doorbell (or None)."""
 
-    def __init__(self, ring: Ring, doorbell, full_timeout_s: float) -> None:
+    def __init__(self, ring: Ring, doorbell: Doorbell | None, full_timeout_s: float) -> None:
         check(full_timeout_s > 0, f"ring {ring.name}: full_timeout_s={full_timeout_s} must be positive")
         self.ring = ring
         self.full_timeout_s = full_timeout_s
