@@ -93,8 +93,9 @@ def padded_size(payload_bytes: int) -> int:
     return (payload_bytes + WORD_BYTES + ENTRY_ALIGN_BYTES - 1) & -ENTRY_ALIGN_BYTES
 
 
-def entry_size_max_for(capacity_bytes: int) -> int:
-    """The largest entry payload: twice its padded size fits in the ring."""
+def record_size_max_for(capacity_bytes: int) -> int:
+    """The largest record_size_max a ring accepts, and the bound on any entry, a batch included:
+    twice its padded size fits in the ring."""
     return capacity_bytes // 2 - WORD_BYTES
 
 
@@ -111,7 +112,7 @@ class Ring:
         check(segment.size_bytes >= HEADER_BYTES + capacity, f"ring {self.name}: segment too small")
         self.capacity_bytes = capacity
         self.record_size_max = size_max
-        self.entry_size_max = entry_size_max_for(capacity)
+        self.entry_size_max = record_size_max_for(capacity)
         self.tail_word = segment.words(_TAIL_OFFSET, 1)
         self.head_word = segment.words(_HEAD_OFFSET, 1)
         self.data = segment.buffer(HEADER_BYTES, capacity)
@@ -140,7 +141,7 @@ class Ring:
 def _check_geometry(name: str, capacity_bytes: int, record_size_max: int) -> None:
     check_range(capacity_bytes, CAPACITY_MIN_BYTES, CAPACITY_MAX_BYTES, f"ring {name} capacity_bytes")
     check(capacity_bytes & (capacity_bytes - 1) == 0, f"ring {name}: capacity_bytes={capacity_bytes} not a power of two")
-    check_range(record_size_max, 0, entry_size_max_for(capacity_bytes), f"ring {name} record_size_max")
+    check_range(record_size_max, 0, record_size_max_for(capacity_bytes), f"ring {name} record_size_max")
 
 
 class RingProducer:

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from core.check import InvariantError
 from shm.naming import ring_name
-from shm.ring import Ring, RingConsumer, RingFullTimeout, RingProducer, entry_size_max_for
+from shm.ring import Ring, RingConsumer, RingFullTimeout, RingProducer, record_size_max_for
 from shm.segment import Segment
 
 CAPACITY_BYTES = 4096
@@ -35,11 +35,11 @@ def _entries(batch: list[bytes]) -> list[tuple[int, int]]:
     """(payload bytes, records) of each entry push_batch makes of this batch."""
     if len(batch) == 1:
         return [(len(batch[0]), 1)]
-    if len(marshal.dumps(batch)) <= entry_size_max_for(CAPACITY_BYTES):
+    if len(marshal.dumps(batch)) <= record_size_max_for(CAPACITY_BYTES):
         return [(len(marshal.dumps(batch)), len(batch))]
     pieces, piece, estimate = [], [], 5
     for record in batch:
-        if estimate + 5 + len(record) > entry_size_max_for(CAPACITY_BYTES):
+        if estimate + 5 + len(record) > record_size_max_for(CAPACITY_BYTES):
             pieces.append(piece)
             piece, estimate = [], 5
         piece.append(record)
@@ -142,7 +142,7 @@ def test_records_above_the_bound_are_refused_on_push(cluster_id):
 @pytest.mark.parametrize("capacity_bytes, size_max_bytes, message", [
     (3 * 4096, 100, "not a power of two"),
     (2048, 100, "capacity_bytes=2048 outside"),
-    (4096, entry_size_max_for(4096) + 1, "record_size_max=2045 outside"),
+    (4096, record_size_max_for(4096) + 1, "record_size_max=2045 outside"),
 ])
 def test_ring_geometry_is_checked_at_creation(cluster_id, capacity_bytes, size_max_bytes, message):
     with pytest.raises(InvariantError, match=message):
