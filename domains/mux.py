@@ -153,6 +153,9 @@ class MuxStateMachine:
             return UNAUTHENTICATED, b""
         if entry.session != session:
             return STALE_CLIENT, b""
+        # The acting user is the session's, from replicated state: a user id in a request
+        # header (the SDK sends 0, which is root) can never choose who acts.
+        user_id = entry.user_id
         if request <= entry.request:
             # A duplicate that reached the log: answered, never applied twice.
             if request == entry.request:

@@ -284,3 +284,12 @@ def test_tokens_are_found_by_locator_and_must_match_whole(world):
 def test_every_catalogue_code_is_exercised():
     """Runs last in this module (pytest keeps file order): every code has its test above."""
     assert EXERCISED == set(E.CATALOGUE), sorted(set(E.CATALOGUE) - EXERCISED)
+
+
+def test_a_forged_user_stamp_cannot_act_as_root(world):
+    # The SDK sends user_id 0 (root) in every header: the session's user must act, not it.
+    session, request, _ = world.sessions[ALICE_CLIENT]
+    status, _ = world.mux.apply(world.op + 1, 1, ALICE_CLIENT, session, request + 1, 0, 128,
+                                sw.encode_create_stream("forged", {}))
+    assert status == E.UNAUTHORIZED
+    assert world.mux.query(201, b"", 0)[1].find(b"forged") == -1
