@@ -24,6 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ticks", type=int, default=2000, help="simulated ticks (10 ms each)")
     parser.add_argument("--faults", default="rotate",
                         help="fault profile: none, network, crash, storage, mixed, or rotate")
+    parser.add_argument("--workload", default=None,
+                        help="streams (domains.MuxStateMachine, the default) or kv (toy)")
     parser.add_argument("--quiet", action="store_true", help="print failures and totals only")
 
 
@@ -39,14 +41,23 @@ def plan(seed: int, faults: str, replicas: int | None) -> tuple[str, int]:
     return profile, count
 
 
-def replay_command(seed: int, profile: str, replicas: int, ticks: int) -> str:
-    return (f"metavsr sim --seed {seed} --replicas {replicas} --ticks {ticks} "
-            f"--faults {profile}")
+def replay_command(seed: int, profile: str, replicas: int, ticks: int,
+                   workload: str | None = None) -> str:
+    command = (f"metavsr sim --seed {seed} --replicas {replicas} --ticks {ticks} "
+               f"--faults {profile}")
+    return command + (f" --workload {workload}" if workload else "")
 
 
 def run(args: argparse.Namespace) -> int:
+    from tools.simulator import WORKLOADS, load_workload
     from tools.simulator.cluster import run_seed
     from tools.simulator.faults import PROFILES
+
+    if args.workload is not None and args.workload not in WORKLOADS:
+        print(f"unknown workload {args.workload!r}; one of: {', '.join(sorted(WORKLOADS))}",
+              file=sys.stderr)
+        return 2
+    workload = load_workload(args.workload) if args.workload else None
 
     if args.faults != "rotate" and args.faults not in PROFILES:
         print(f"unknown fault profile {args.faults!r}; one of: rotate, "
@@ -63,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     sim_seconds = 0.0
     for seed in seeds:
         profile, replicas = plan(seed, args.faults, args.replicas)
-        result = run_seed(seed, replicas, args.ticks, profile)
+        result = run_seed(seed, replicas, args.ticks, profile, workload=workload)
         committed += result.committed_requests
         sim_seconds += result.sim_seconds
         if not result.ok:
@@ -71,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"FAIL seed {seed} ({profile}, {replicas} replicas):")
             for failure in result.failures[:10]:
                 print(f"  {failure}")
-            print(f"  replay: {replay_command(seed, profile, replicas, args.ticks)}")
+            print(f"  replay: "
+                  f"{replay_command(seed, profile, replicas, args.ticks, args.workload)}")
         elif not args.quiet:
             print(f"ok   seed {seed} ({profile}, {replicas} replicas): "
                   f"{result.committed_requests} requests committed, commit {result.commit_max}, "

@@ -27,9 +27,10 @@ def apply_prepare(state_machine, frame: bytes) -> tuple[int, list[AppliedEntry]]
     for entry in entries:
         cached = state_machine.client_reply(entry.client, entry.request)
         if cached is None:
+            # The state machine interface takes bytes (domains decode with bytes methods).
             status, result = state_machine.apply(
                 header.op, header.timestamp, entry.client, entry.session, entry.request,
-                entry.user_id, entry.operation, entry.body)
+                entry.user_id, entry.operation, bytes(entry.body))
         else:
             status, result = cached
         results.append(AppliedEntry(entry.client, entry.request, entry.operation, status,

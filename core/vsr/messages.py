@@ -130,8 +130,10 @@ class CheckpointDone:
 
 @dataclass(slots=True)
 class SnapshotInstalled:
-    """State transfer finished: the state machine now holds the checkpoint at `op`."""
+    """State transfer finished: the state machine now holds the checkpoint at `op`;
+    `header` is the raw prepare header of op stored with the checkpoint."""
     op: int
+    header: bytes
 
 
 # ---------------------------------------------------------------- actions
@@ -194,7 +196,10 @@ class Query:
 
 @dataclass(slots=True)
 class Checkpoint:
+    """Snapshot the state machine at `op` (right after applying it); keep `header`, the raw
+    prepare header of op, with the checkpoint: it anchors the hash chain after a restore."""
     op: int
+    header: bytes
 
 
 @dataclass(slots=True)

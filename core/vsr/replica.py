@@ -38,14 +38,16 @@ class Recovered:
     None (corrupt, identity unknown). The possibly-torn tail is already cut by the journal.
     """
 
-    __slots__ = ("view", "log_view", "view_headers", "checkpoint_op", "journal")
+    __slots__ = ("view", "log_view", "view_headers", "checkpoint_op", "checkpoint_header",
+                 "journal")
 
     def __init__(self, view: int, log_view: int, view_headers: list[bytes],
-                 checkpoint_op: int, journal: dict) -> None:
+                 checkpoint_op: int, checkpoint_header: bytes, journal: dict) -> None:
         self.view = view
         self.log_view = log_view
         self.view_headers = view_headers
         self.checkpoint_op = checkpoint_op
+        self.checkpoint_header = checkpoint_header  # b"" when checkpoint_op is 0 (the root)
         self.journal = journal
 
 
@@ -110,7 +112,7 @@ class Replica:
         elif kind is CheckpointDone:
             self._on_checkpoint_done(event.op)
         elif kind is SnapshotInstalled:
-            self._on_snapshot_installed(event.op)
+            self._on_snapshot_installed(event.op, event.header)
         else:
             check(False, f"unknown input {kind.__name__}")
         if self.status == STATUS_NORMAL and self.is_primary:
@@ -147,6 +149,10 @@ class Replica:
         if rec.checkpoint_op == 0:
             self.log.set_frame(root_header, root_frame)
             self.log.durable[0] = root_header.checksum
+        else:
+            (header, raw), = decode_headers(rec.checkpoint_header).values()
+            check(header.op == rec.checkpoint_op, "the checkpoint header names another op")
+            self.log.set_header(header, raw)
         for op in sorted(rec.journal):
             entry = rec.journal[op]
             if entry is None:
@@ -288,6 +294,8 @@ class Replica:
 
     def _prepare_queued(self) -> None:
         cfg = self.config
+        if self.log.head not in self.log.headers:
+            return  # the head's identity is being repaired: nothing to chain to yet
         while self.queue and len(self.pipeline) < cfg.pipeline_max:
             entries = []
             size = 0
@@ -476,7 +484,7 @@ class Replica:
             log.floor = op
             if op % self.config.checkpoint_interval == 0 and self.checkpoint_pending is None:
                 self.checkpoint_pending = op
-                self.actions.append(Checkpoint(op))
+                self.actions.append(Checkpoint(op, log.raw_headers[op]))
 
     def _on_applied(self, event: Applied) -> None:
         check(event.op <= self.commit_min, "applied an op that was never dispatched")
@@ -698,12 +706,17 @@ class Replica:
             self.snapshot_requested = True
             self.actions.append(RequestSnapshot(peer, peer_checkpoint))
 
-    def _on_snapshot_installed(self, op: int) -> None:
+    def _on_snapshot_installed(self, op: int, raw_header: bytes) -> None:
         check(op > self.commit_min, "a snapshot must move the replica forward")
+        (header, raw), = decode_headers(raw_header).values()
+        check(header.op == op, "a checkpoint's header must be its op's")
         self.snapshot_requested = False
         self.commit_min = self.applied = self.checkpoint_op = op
         self.commit_max = max(self.commit_max, op)
-        self.log.drop_below(op)
+        self.log.drop_below(op - 1)
+        # The checkpoint's header is committed, so canonical: it anchors the chain above it.
+        if self.log.checksum(op) != header.checksum:
+            self.log.set_header(header, raw)
         self.log.floor = op
         self.log.head = max(self.log.head, op)
         self.log.walk_chain()

@@ -6,6 +6,7 @@ breaks one rule, so the checkers are shown able to fail.
 
 from core.vsr.replica import Replica
 from tools.simulator.cluster import Cluster
+from tools.simulator.workload import KvWorkload
 
 from tests.vsr.helpers import every_tick, once, primary_index
 
@@ -37,7 +38,7 @@ def isolated_primary_run(replica_class, seed=3):
         p = primary_index(c)
         c.network.partition([p], [r for r in range(c.replica_count) if r != p])
         c.partition_until = c.now + 300
-    return Cluster(seed, 3, TICKS, "none", replica_class=replica_class,
+    return Cluster(seed, 3, TICKS, "none", replica_class=replica_class, workload=KvWorkload,
                    schedule={300: [cut_backups]}).run()
 
 
@@ -51,7 +52,9 @@ def stale_longer_log_run(replica_class, seed=11):
         p = primary_index(c)
         state["old"] = p
         c.network.partition([p], [r for r in range(c.replica_count) if r != p])
-        state["commit"] = c.nodes[p].replica.commit_min
+        # View 1 must commit an op above everything the backups got from A before the cut,
+        # at a number where A holds a different prepare.
+        state["commit"] = max(n.replica.log.head for i, n in enumerate(c.nodes) if i != p)
 
     def ready(c):
         old = c.nodes[state["old"]].replica
@@ -73,7 +76,7 @@ def stale_longer_log_run(replica_class, seed=11):
     for tick, events in every_tick(trigger, 301, 1100).items():
         schedule.setdefault(tick, []).extend(events)
     result = Cluster(seed, 3, TICKS, "none", replica_class=replica_class, clients=16,
-                     schedule=schedule).run()
+                     workload=KvWorkload, schedule=schedule).run()
     return result, trigger
 
 

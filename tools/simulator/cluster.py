@@ -28,7 +28,7 @@ from tools.simulator.faults import PROFILES, FaultProfile
 from tools.simulator.linearizability import check_history
 from tools.simulator.network import Network
 from tools.simulator.storage import Storage
-from tools.simulator.workload import KvWorkload
+from tools.simulator import load_workload
 
 DIGEST_EVERY_OPS = 8
 SIM_CONFIG = dict(pipeline_max=16, checkpoint_interval=64, journal_retention_ops=32,
@@ -68,7 +68,7 @@ class _Node:
 
 class Cluster:
     def __init__(self, seed: int, replica_count: int = 3, ticks: int = 2000,
-                 profile: str = "mixed", workload=KvWorkload, replica_class=Replica,
+                 profile: str = "mixed", workload=None, replica_class=Replica,
                  config: dict | None = None, clients: int = CLIENTS,
                  schedule: dict | None = None) -> None:
         self.seed = seed
@@ -76,7 +76,8 @@ class Cluster:
         self.ticks = ticks
         self.profile_name = profile
         self.profile: FaultProfile = PROFILES[profile]
-        self.workload = workload
+        self.workload = workload or load_workload()
+        workload = self.workload
         self.replica_class = replica_class
         self.rng = random.Random(seed)
         # Checkpoints and journal retention small enough that a run of ~500 ops checkpoints
@@ -155,7 +156,7 @@ class Cluster:
             result = node.state_machine.query(h.code, bytes(action.body), h.user_id)
             self._reply(index, node, h, result, action.op)
         elif kind is Checkpoint:
-            storage.checkpoint(action.op, node.state_machine.snapshot())
+            storage.checkpoint(action.op, node.state_machine.snapshot(), action.header)
             return CheckpointDone(action.op)
         elif kind is RequestSnapshot:
             return self._state_transfer(index, node, action)
@@ -207,13 +208,14 @@ class Cluster:
             node.replica.snapshot_requested = False  # the peer cannot serve: ask again later
             return None
         storage = self.storages[index]
-        storage.checkpoint(source.checkpoint_op, source.checkpoint_sections)
+        storage.checkpoint(source.checkpoint_op, source.checkpoint_sections,
+                           source.checkpoint_header)
         node.state_machine.restore(source.checkpoint_sections)
         # The journal below the checkpoint is no longer needed; the executed-request record
         # restarts from the checkpoint like the state it mirrors.
         self.executed[index] = {k: v for k, v in self.first_executed.items()
                                 if v <= source.checkpoint_op}
-        return SnapshotInstalled(source.checkpoint_op)
+        return SnapshotInstalled(source.checkpoint_op, source.checkpoint_header)
 
     # ---------------------------------------------------------------- faults
 
@@ -353,7 +355,7 @@ class Cluster:
             elif op <= best.replica.commit_min and key not in executed:
                 self._fail(f"acknowledged request {key[1]} (op {op}) lost on replica "
                            f"{best_index}")
-        problem = check_history(self.history)
+        problem = check_history(self.history, self.workload.model)
         if problem:
             self._fail(f"history not linearizable: {problem}")
 

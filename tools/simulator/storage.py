@@ -24,6 +24,7 @@ class Storage:
         self.view_headers: list[bytes] = []
         self.checkpoint_op = 0
         self.checkpoint_sections: dict | None = None
+        self.checkpoint_header = b""
         self.durable: dict[int, bytes | None] = {}
         self.pending: list[tuple[int, int, bytes]] = []  # (seq, op, frame)
         self.corrupted: set[int] = set()
@@ -49,9 +50,10 @@ class Storage:
             del self.durable[stale]
         self.pending = [p for p in self.pending if p[1] <= op]
 
-    def checkpoint(self, op: int, sections: dict) -> None:
+    def checkpoint(self, op: int, sections: dict, header: bytes) -> None:
         self.checkpoint_op = op
         self.checkpoint_sections = sections
+        self.checkpoint_header = header
 
     def corrupt(self, rng: random.Random) -> int | None:
         candidates = sorted(op for op, frame in self.durable.items()
@@ -78,4 +80,4 @@ class Storage:
     def recover(self) -> Recovered:
         journal = {op: frame for op, frame in self.durable.items() if op > self.checkpoint_op}
         return Recovered(self.view, self.log_view, self.view_headers, self.checkpoint_op,
-                         journal)
+                         self.checkpoint_header, journal)
