@@ -7,6 +7,8 @@ from tools.simulator.cluster import Cluster
 from tests.vsr.helpers import every_tick, once, primary_index
 
 TICKS = 2000
+# Checkpoints rare enough that every prepare stays in the journals: repair, not state transfer.
+NO_STATE_TRANSFER = dict(checkpoint_interval=4096, journal_retention_ops=2048)
 
 
 def assert_ok(result):
@@ -86,7 +88,7 @@ def _corrupt_backup_entry(keep_header):
 
 def test_backup_with_a_corrupt_body_repairs_it_from_a_peer():
     state, event = _corrupt_backup_entry(keep_header=True)
-    cluster = Cluster(4, 3, TICKS, "none", schedule={400: [event]})
+    cluster = Cluster(4, 3, TICKS, "none", config=NO_STATE_TRANSFER, schedule={400: [event]})
     assert_ok(cluster.run())
     replica = cluster.nodes[state["backup"]].replica
     assert replica.commit_min > state["op"]
@@ -95,7 +97,7 @@ def test_backup_with_a_corrupt_body_repairs_it_from_a_peer():
 
 def test_backup_with_a_wholly_corrupt_entry_repairs_it_by_the_hash_chain():
     state, event = _corrupt_backup_entry(keep_header=False)
-    cluster = Cluster(5, 3, TICKS, "none", schedule={400: [event]})
+    cluster = Cluster(5, 3, TICKS, "none", config=NO_STATE_TRANSFER, schedule={400: [event]})
     assert_ok(cluster.run())
     replica = cluster.nodes[state["backup"]].replica
     assert replica.commit_min > state["op"]
