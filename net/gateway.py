@@ -40,10 +40,9 @@ from net.iggy import Code, EvictionReason, Operation
 
 # Reads the owner answers (metadata plane); everything else NonReplicated is handled here.
 READ_CODES = frozenset({
-    Code.GET_STATS, Code.GET_ME, Code.GET_CLIENT, Code.GET_CLIENTS, Code.GET_USER,
-    Code.GET_USERS, Code.GET_PERSONAL_ACCESS_TOKENS, Code.GET_STREAM, Code.GET_STREAMS,
-    Code.GET_TOPIC, Code.GET_TOPICS, Code.GET_CONSUMER_GROUP, Code.GET_CONSUMER_GROUPS,
-    Code.DESCRIBE_OPTIONS, Code.GET_SNAPSHOT,
+    Code.GET_USER, Code.GET_USERS, Code.GET_PERSONAL_ACCESS_TOKENS, Code.GET_STREAM,
+    Code.GET_STREAMS, Code.GET_TOPIC, Code.GET_TOPICS, Code.GET_CONSUMER_GROUP,
+    Code.GET_CONSUMER_GROUPS,
 })
 MESSAGE_PLANE_CODES = frozenset({Code.POLL_MESSAGES, Code.FLUSH_UNSAVED_BUFFER,
                                  Code.GET_CONSUMER_OFFSET, Code.SYNC_CONSUMER_GROUP})
@@ -255,7 +254,7 @@ class Gateway:
             return [Reply(conn, iggy.reply_frame(header, body=self.roster()))]
         state.in_flight += 1
         if header.consistency == 1:
-            return [ToOwner(records.stale_read(conn, state.user, frame))]
+            return [ToOwner(records.query(conn, frame))]
         return [ToReplication(records.client_request(conn, state.user, frame))]
 
     def _login(self, conn: int, state: _Conn, header, body: bytes) -> list:

@@ -146,6 +146,27 @@ def reply_frame(request, *, status: int = STATUS_OK, body: bytes = b"", op: int 
     return wire.encode(header, body, checksums=False)
 
 
+def answer_frame(request, status: int, result: bytes, *, op: int = 0, commit: int = 0) -> bytes:
+    """The frame the SDK expects for a state machine's (status, result) to `request`.
+
+    Register: the login reply (result = user id u32 + session u64), or an Eviction for a
+    refused login. Logout and reads: status word and raw body. Metadata writes: a result
+    section carrying the status, then the payload (spec 5.2, 5.3, 6).
+    """
+    operation = request.operation
+    if operation == Operation.REGISTER:
+        if status:
+            return eviction_frame(request.client, EvictionReason.INVALID_CREDENTIALS)
+        user_id, session = struct.unpack_from("<IQ", result, 0)
+        return reply_frame(request, body=login_reply_body(user_id, session), op=op,
+                           commit=commit)
+    if is_result_framed(operation, 1):
+        body = result_error(status) if status else result_ok(result)
+        return reply_frame(request, body=body, op=op, commit=commit)
+    return reply_frame(request, status=status, body=b"" if status else result, op=op,
+                       commit=commit)
+
+
 def eviction_frame(client: bytes, reason: EvictionReason) -> bytes:
     """A body-less Eviction; for an incompatible protocol it carries the version window."""
     versions = (0, 0)

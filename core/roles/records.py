@@ -10,10 +10,11 @@ Rings and their records (producer -> consumer):
   outbound  replication -> net    SEND_PEER, BROADCAST, CLIENT_FRAME, VIEW
   journal   replication -> journal (storage's own records)
   durable   journal -> replication (storage's own records)
-  apply     replication -> owner  COMMIT (prepare + reply routing), READ, ROLE
-  owner_net net -> owner          STALE_READ, CREDENTIALS_QUERY
+  apply     replication -> owner  APPLY (committed prepare), QUERY (read-index satisfied),
+                                  TABLE_REPLY (retry of a committed request), CHECKPOINT
+  owner_net net -> owner          QUERY (stale read), CREDENTIALS_QUERY
   replies   owner -> net          CLIENT_FRAME, CREDENTIALS
-  applied   owner -> replication  APPLIED, CHECKPOINT_SECTIONS_READY
+  applied   owner -> replication  APPLIED (op and each entry's result)
 """
 
 from __future__ import annotations
@@ -33,13 +34,15 @@ class Kind(enum.IntEnum):
     SEND_PEER = 3  # [to replica u8] + frame
     BROADCAST = 4  # frame to every connected peer
     CLIENT_FRAME = 5  # [conn u32] + reply or eviction frame
-    COMMIT = 6  # [routes u16] routes x [entry u16][conn u32] + prepare frame
-    READ = 7  # [conn u32][user u32][commit_min u64] + request frame
-    STALE_READ = 8  # [conn u32][user u32] + request frame
+    APPLY = 6  # committed prepare frame (header + batch)
+    QUERY = 7  # [conn u32] + request frame: answer now (applied already covers its op)
+    TABLE_REPLY = 8  # [conn u32] + request frame: answer from the client table
     CREDENTIALS_QUERY = 9  # [conn u32][by u8] + key (see Lookup)
     CREDENTIALS = 10  # [conn u32][found u8][user u32][active u8] + hash blob
-    APPLIED = 11  # [op u64]
+    APPLIED = 11  # [op u64][count u16] + count x ([client 16][request u64][operation u8]
+    #               [status u32][size u32] + result)
     VIEW = 12  # [view u32][primary u8][status u8]
+    CHECKPOINT = 13  # [op u64]
 
 
 class Lookup(enum.IntEnum):
@@ -54,9 +57,8 @@ _QUERY = struct.Struct("<BIB")
 _CONN_USER = struct.Struct("<BII")
 _FROM = struct.Struct("<BB")
 _CONN = struct.Struct("<BI")
-_ROUTES = struct.Struct("<BH")
-_ROUTE = struct.Struct("<HI")
-_READ = struct.Struct("<BIIQ")
+_APPLIED = struct.Struct("<BQH")
+_RESULT = struct.Struct("<16sQBII")
 _CREDENTIALS = struct.Struct("<BIBIB")
 _OP = struct.Struct("<BQ")
 _VIEW = struct.Struct("<BIBB")
@@ -96,42 +98,49 @@ def client_frame(conn: int, frame: bytes | memoryview) -> bytes:
     return _CONN.pack(Kind.CLIENT_FRAME, conn) + frame
 
 
-def read_client_frame(record: memoryview) -> tuple[int, memoryview]:
+def apply(prepare: bytes | memoryview) -> bytes:
+    return _KIND.pack(Kind.APPLY) + prepare
+
+
+def query(conn: int, frame: bytes | memoryview) -> bytes:
+    return _CONN.pack(Kind.QUERY, conn) + frame
+
+
+def table_reply(conn: int, frame: bytes | memoryview) -> bytes:
+    return _CONN.pack(Kind.TABLE_REPLY, conn) + frame
+
+
+def read_conn_frame(record: memoryview) -> tuple[int, memoryview]:
+    """CLIENT_FRAME, QUERY or TABLE_REPLY: (conn, frame)."""
     _, conn = _CONN.unpack_from(record)
     return conn, record[_CONN.size:]
 
 
-def commit(prepare: bytes | memoryview, routes: list[tuple[int, int]]) -> bytes:
-    """A committed prepare for the owner, with (entry index, conn) for each entry to answer."""
-    check(len(routes) <= 0xFFFF, "too many reply routes in one prepare")
-    parts = [_ROUTES.pack(Kind.COMMIT, len(routes))]
-    parts.extend(_ROUTE.pack(entry, conn) for entry, conn in routes)
-    parts.append(prepare)
+def checkpoint(op: int) -> bytes:
+    return _OP.pack(Kind.CHECKPOINT, op)
+
+
+def applied(op: int, results: list[tuple[bytes, int, int, int, bytes]]) -> bytes:
+    """Op applied, with (client, request, operation, status, result) of each batch entry."""
+    check(len(results) <= 0xFFFF, "too many results in one applied record")
+    parts = [_APPLIED.pack(Kind.APPLIED, op, len(results))]
+    for client, request, operation, status, result in results:
+        parts.append(_RESULT.pack(client, request, operation, status, len(result)))
+        parts.append(result)
     return b"".join(parts)
 
 
-def read_commit(record: memoryview) -> tuple[dict[int, int], memoryview]:
-    _, count = _ROUTES.unpack_from(record)
-    offset = _ROUTES.size
-    routes = {}
+def read_applied(record: memoryview) -> tuple[int, list[tuple[bytes, int, int, int, bytes]]]:
+    _, op, count = _APPLIED.unpack_from(record)
+    offset = _APPLIED.size
+    results = []
     for _ in range(count):
-        entry, conn = _ROUTE.unpack_from(record, offset)
-        routes[entry] = conn
-        offset += _ROUTE.size
-    return routes, record[offset:]
-
-
-def read_request(conn: int, user: int, commit_min: int, frame: bytes | memoryview) -> bytes:
-    return _READ.pack(Kind.READ, conn, user, commit_min) + frame
-
-
-def read_read_request(record: memoryview) -> tuple[int, int, int, memoryview]:
-    _, conn, user, commit_min = _READ.unpack_from(record)
-    return conn, user, commit_min, record[_READ.size:]
-
-
-def stale_read(conn: int, user: int, frame: bytes | memoryview) -> bytes:
-    return _CONN_USER.pack(Kind.STALE_READ, conn, user) + frame
+        client, request, operation, status, size = _RESULT.unpack_from(record, offset)
+        offset += _RESULT.size
+        results.append((client, request, operation, status, bytes(record[offset:offset + size])))
+        offset += size
+    check(offset == len(record), "applied record has trailing bytes")
+    return op, results
 
 
 def credentials_query(conn: int, by: Lookup, key: bytes) -> bytes:
@@ -152,11 +161,8 @@ def read_credentials(record: memoryview) -> tuple[int, bool, int, bool, memoryvi
     return conn, bool(found), user, bool(active), record[_CREDENTIALS.size:]
 
 
-def applied(op: int) -> bytes:
-    return _OP.pack(Kind.APPLIED, op)
-
-
 def read_op(record: memoryview) -> int:
+    """CHECKPOINT: the op."""
     return _OP.unpack_from(record)[1]
 
 

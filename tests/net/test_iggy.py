@@ -145,3 +145,26 @@ def test_reply_parser_only_raises_protocol_error(data, operation):
         iggy.parse_reply(data, operation)
     except ProtocolError:
         pass
+
+
+def test_answer_frames_follow_the_channel_each_operation_uses():
+    def header(operation, code=0):
+        frame = iggy.request_frame(b"\x07" * 16, 1, 3, operation, b"x", code=code)
+        return wire.decode_client_frame(frame, 1024)[0]
+
+    login = iggy.parse_reply(iggy.answer_frame(header(Operation.REGISTER), 0,
+                                               struct.pack("<IQ", 5, 9)), Operation.REGISTER)
+    assert login.status == 0 and struct.unpack_from("<IQ", login.payload) == (5, 9)
+    refused = iggy.parse_reply(iggy.answer_frame(header(Operation.REGISTER), 42, b""),
+                               Operation.REGISTER)
+    assert refused.evicted == EvictionReason.INVALID_CREDENTIALS
+    created = iggy.parse_reply(iggy.answer_frame(header(Operation.CREATE_STREAM), 0, b"obj"),
+                               Operation.CREATE_STREAM)
+    assert (created.status, created.payload) == (0, b"obj")
+    duplicate = iggy.answer_frame(header(Operation.CREATE_STREAM), 1012, b"")
+    assert wire.decode_header(duplicate).status == 0
+    assert iggy.parse_reply(duplicate, Operation.CREATE_STREAM).status == 1012
+    read = iggy.answer_frame(header(Operation.NON_REPLICATED, 201), 0, b"raw")
+    assert read[wire.HEADER_SIZE:] == b"raw"
+    missing = iggy.answer_frame(header(Operation.NON_REPLICATED, 301), 1009, b"")
+    assert wire.decode_header(missing).status == 1009 and len(missing) == wire.HEADER_SIZE

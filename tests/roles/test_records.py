@@ -14,14 +14,19 @@ def test_every_record_kind_round_trips():
     assert records.kind_of(record) == Kind.PEER_FRAME
     assert records.read_replica_frame(record)[0] == 2
     assert bytes(records.read_replica_frame(memoryview(records.send_peer(4, frame)))[1]) == frame
-    assert records.read_client_frame(memoryview(records.client_frame(9, frame)))[0] == 9
-    routes, prepare = records.read_commit(memoryview(records.commit(frame, [(0, 5), (3, 11)])))
-    assert routes == {0: 5, 3: 11} and bytes(prepare) == frame
-    assert records.read_read_request(memoryview(records.read_request(1, 2, 99, frame)))[:3] == (1, 2, 99)
+    for make, kind in ((records.client_frame, Kind.CLIENT_FRAME), (records.query, Kind.QUERY),
+                       (records.table_reply, Kind.TABLE_REPLY)):
+        record = memoryview(make(9, frame))
+        assert records.kind_of(record) == kind
+        conn, rest = records.read_conn_frame(record)
+        assert conn == 9 and bytes(rest) == frame
+    assert bytes(memoryview(records.apply(frame))[1:]) == frame
+    results = [(b"c" * 16, 5, 128, 0, b"details"), (b"d" * 16, 1, 130, 1009, b"")]
+    assert records.read_applied(memoryview(records.applied(77, results))) == (77, results)
+    assert records.read_op(memoryview(records.checkpoint(2**40))) == 2**40
     query = records.read_credentials_query(memoryview(records.credentials_query(3, records.Lookup.USERNAME, b"bob")))
     assert query == (3, records.Lookup.USERNAME, b"bob")
     found = records.read_credentials(memoryview(records.credentials(4, True, 12, False, b"hash")))
     assert found[:4] == (4, True, 12, False) and bytes(found[4]) == b"hash"
-    assert records.read_op(memoryview(records.applied(2**40))) == 2**40
     assert records.read_view(memoryview(records.view(17, 2, True))) == (17, 2, True)
     assert records.kind_of(records.broadcast(frame)) == Kind.BROADCAST

@@ -1,0 +1,175 @@
+"""The owner role: the only process that applies operations to the MuxStateMachine.
+
+`Owner` is the role's logic without rings, so it is tested with real frames and the real state
+machine: it applies committed prepares in op order (each batch entry exactly once, through
+core/vsr/apply.py and the client table), answers reads whose read-index is satisfied and stale
+reads, answers retries from the client table, looks up stored credentials for the net role's
+admission, and cuts checkpoint sections for the snapshot role. Its outputs are grouped per
+destination ring so the process loop publishes each ring once per pass.
+
+The acting user of a read is the session's user in the replicated client table, never a field
+a client sent.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+from dataclasses import dataclass, field
+
+from core import log
+from core.check import check
+from core.roles import records
+from core.roles.records import Kind, Lookup
+from core.vsr.apply import apply_prepare
+from domains.codec import Reader
+from domains.errors import DomainError
+from domains.mux import MuxStateMachine
+from domains.users_wire import STATUS_ACTIVE
+from net import iggy, wire
+
+SECTION_CHUNK_BYTES = 1 << 20
+_SECTIONS_HEADER = struct.Struct("<BQIQQQ")  # kind, op, view, timestamp, offset, total
+_SECTION_ENTRY = struct.Struct("<BIQ")  # name length, version, size (SECTION_REUSED = reused)
+SECTION_REUSED = 0xFFFF_FFFF_FFFF_FFFF
+KIND_SECTIONS = 64  # owner -> snapshot: a chunk of the serialized sections of a checkpoint
+
+
+@dataclass
+class Outputs:
+    """What one pass produced, per destination ring (pushed as one batch each)."""
+    replies: list[bytes] = field(default_factory=list)  # -> net
+    applied: list[bytes] = field(default_factory=list)  # -> replication
+    snapshot: list[bytes] = field(default_factory=list)  # -> snapshot
+
+
+class Owner:
+    def __init__(self, mux: MuxStateMachine, applied_op: int = 0, view: int = 0):
+        self.mux = mux
+        self.applied_op = applied_op
+        self.view = view
+        self.last_timestamp_us = 0
+        self._last_sections: dict[str, tuple[int, bytes]] = {}
+
+    def handle(self, record: memoryview, out: Outputs) -> None:
+        kind = records.kind_of(record)
+        if kind == Kind.APPLY:
+            self._apply(record[1:], out)
+        elif kind == Kind.QUERY:
+            conn, frame = records.read_conn_frame(record)
+            out.replies.append(records.client_frame(conn, self._query(frame)))
+        elif kind == Kind.TABLE_REPLY:
+            conn, frame = records.read_conn_frame(record)
+            out.replies.append(records.client_frame(conn, self._table_reply(frame)))
+        elif kind == Kind.CREDENTIALS_QUERY:
+            out.replies.append(self._credentials(*records.read_credentials_query(record)))
+        elif kind == Kind.CHECKPOINT:
+            self._checkpoint(records.read_op(record), out)
+        elif kind == Kind.VIEW:
+            self.view = records.read_view(record)[0]
+        else:
+            check(False, f"owner got a record of kind {kind}")
+
+    # --- apply ------------------------------------------------------------------------
+
+    def _apply(self, frame: memoryview, out: Outputs) -> None:
+        header = wire.decode_header(frame)
+        check(header.op == self.applied_op + 1,
+              f"apply of op {header.op} after op {self.applied_op}: ops must come in order")
+        op, entries = apply_prepare(self.mux, bytes(frame))
+        self.applied_op = op
+        self.last_timestamp_us = header.timestamp
+        out.applied.append(records.applied(op, [
+            (entry.client, entry.request, entry.operation, entry.status, entry.result)
+            for entry in entries]))
+
+    # --- reads --------------------------------------------------------------------------
+
+    def _query(self, frame: memoryview) -> bytes:
+        header = wire.decode_header(frame)
+        body = bytes(frame[wire.HEADER_SIZE:])
+        user = self.mux.lookup_session(header.client, header.session)
+        if user is None:
+            return iggy.reply_frame(header, status=iggy.STATUS_UNAUTHENTICATED)
+        status, result = self.mux.query(header.code, body, user)
+        return iggy.answer_frame(header, status, result, op=self.applied_op)
+
+    def _table_reply(self, frame: memoryview) -> bytes:
+        header = wire.decode_header(frame)
+        cached = self.mux.client_reply(header.client, header.request)
+        if cached is None:
+            # The core only asks for requests the table answered: a miss means the session
+            # was evicted meanwhile, which the client must learn.
+            return iggy.eviction_frame(header.client, iggy.EvictionReason.SESSION_ERROR)
+        status, result = cached
+        return iggy.answer_frame(header, status, result, op=self.applied_op)
+
+    def _credentials(self, conn: int, by: Lookup, key: bytes) -> bytes:
+        try:
+            if by == Lookup.TOKEN_LOCATOR:
+                found = self.mux.token_by_locator(key)
+                if found is None:
+                    return records.credentials(conn, False, 0, False, b"")
+                user_id, status, token_hash, expiry_at = found
+                active = status == STATUS_ACTIVE and (
+                    expiry_at == 0 or expiry_at > self.last_timestamp_us)
+                return records.credentials(conn, True, user_id, active, token_hash)
+            ident = key.decode() if by == Lookup.USERNAME else Reader(key).identifier()
+            found = self.mux.user_credentials(ident)
+        except (DomainError, UnicodeDecodeError):
+            found = None
+        if found is None:
+            return records.credentials(conn, False, 0, False, b"")
+        user_id, status, password_hash = found
+        return records.credentials(conn, True, user_id, status == STATUS_ACTIVE, password_hash)
+
+    # --- checkpoints ----------------------------------------------------------------------
+
+    def _checkpoint(self, op: int, out: Outputs) -> None:
+        check(op == self.applied_op, f"checkpoint at op {op} but applied {self.applied_op}")
+        started = time.perf_counter()
+        sections = self.mux.snapshot()
+        parts = []
+        for name in sorted(sections):
+            version, data = sections[name]
+            encoded = name.encode()
+            reused = self._last_sections.get(name, (None, None))[1] is data
+            parts.append(_SECTION_ENTRY.pack(len(encoded), version,
+                                             SECTION_REUSED if reused else len(data)))
+            parts.append(encoded)
+            if not reused:
+                parts.append(data)
+        self._last_sections = sections
+        blob = b"".join(parts)
+        for offset in range(0, max(len(blob), 1), SECTION_CHUNK_BYTES):
+            out.snapshot.append(_SECTIONS_HEADER.pack(
+                KIND_SECTIONS, op, self.view, self.last_timestamp_us, offset, len(blob))
+                + blob[offset:offset + SECTION_CHUNK_BYTES])
+        log.info("checkpoint_sections_cut", op=op, bytes=len(blob),
+                 stall_ms=round((time.perf_counter() - started) * 1000, 3))
+
+
+def decode_sections_chunk(record: memoryview) -> tuple[int, int, int, int, int, memoryview]:
+    """(op, view, timestamp, offset, total, chunk) of a KIND_SECTIONS record."""
+    kind, op, view, timestamp, offset, total = _SECTIONS_HEADER.unpack_from(record)
+    check(kind == KIND_SECTIONS, "not a sections chunk")
+    return op, view, timestamp, offset, total, record[_SECTIONS_HEADER.size:]
+
+
+def decode_sections(blob: bytes) -> dict[str, tuple[int, bytes | None]]:
+    """Sections of a checkpoint; None marks a section reused unchanged from the previous one."""
+    sections: dict[str, tuple[int, bytes | None]] = {}
+    offset = 0
+    while offset < len(blob):
+        name_size, version, size = _SECTION_ENTRY.unpack_from(blob, offset)
+        offset += _SECTION_ENTRY.size
+        name = blob[offset:offset + name_size].decode()
+        offset += name_size
+        if size == SECTION_REUSED:
+            sections[name] = (version, None)
+        else:
+            sections[name] = (version, blob[offset:offset + size])
+            offset += size
+    check(offset == len(blob), "sections blob has trailing bytes")
+    return sections
+
