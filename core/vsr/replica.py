@@ -136,7 +136,6 @@ class Replica:
                                             view=0)
         self.log.set_frame(header, frame)
         self.log.durable[0] = header.checksum
-        self.log.head = 0
 
     def _recover(self, rec: Recovered) -> None:
         self.view = rec.view
@@ -144,11 +143,8 @@ class Replica:
         self.checkpoint_op = rec.checkpoint_op
         self.commit_min = self.commit_max = self.applied = rec.checkpoint_op
         self.log = Log(rec.checkpoint_op)
-        root_header, root_frame = self._build_prepare(op=0, parent=0, body=b"", count=0,
-                                                      timestamp=0, view=0)
         if rec.checkpoint_op == 0:
-            self.log.set_frame(root_header, root_frame)
-            self.log.durable[0] = root_header.checksum
+            self._install_root()
         else:
             (header, raw), = decode_headers(rec.checkpoint_header).values()
             check(header.op == rec.checkpoint_op, "the checkpoint header names another op")
@@ -175,6 +171,9 @@ class Replica:
                 self.commit_max = max(self.commit_max, min(header.commit, op))
         self.status = STATUS_RECOVERING
         self.status_since_tick = 0
+        # After a whole-cluster restart nobody answers request_start_view: the jitter keeps
+        # the restarted replicas from starting competing view changes in lockstep.
+        self._jitter = self.rng.randrange(self.config.view_change_timeout_ticks)
 
     # ------------------------------------------------------------ frames
 
@@ -409,7 +408,8 @@ class Replica:
 
     def _on_prepare(self, h, body) -> None:
         if h.view > self.view:
-            self._request_start_view(h.replica)
+            # A newer view is running (its primary stamped this prepare): ask for it.
+            self._request_start_view(self.primary_of(h.view))
             return
         frame = self._frame if self._frame is not None else encode(h, body)
         if self._wanted(h):
@@ -430,8 +430,9 @@ class Replica:
             if self.log.durable.get(h.op) == h.checksum:
                 # A resent prepare: our prepare_ok was lost (or the op is already committed
                 # here but the primary has not counted us yet).
-                self._send(self.primary_of(self.view), Command.PREPARE_OK, prepare_checksum=h.checksum,
-                           op=h.op, commit=self.commit_max, checkpoint_op=self.checkpoint_op)
+                self._send(self.primary_of(self.view), Command.PREPARE_OK,
+                           prepare_checksum=h.checksum, op=h.op, commit=self.commit_max,
+                           checkpoint_op=self.checkpoint_op)
             return
         if h.op <= self.commit_min:
             return  # applied ops never change; a differing copy here would be a bug upstream

@@ -158,3 +158,12 @@ def test_five_replicas_keep_committing_with_two_replicas_down():
     assert_ok(cluster.run())
     assert progress["down"] == 2
     assert progress["during"] > progress["start"] + 20
+
+
+def test_whole_cluster_restart_recovers_every_acknowledged_write_from_disk():
+    def crash_all(c):
+        for index in range(c.replica_count):
+            c.crash(index, 30 + 7 * index, torn=True)
+    cluster = Cluster(9, 3, TICKS, "none", schedule={400: [crash_all]})
+    assert_ok(cluster.run())
+    assert min(n.replica.commit_min for n in cluster.nodes) > 0
