@@ -2,8 +2,10 @@
 
 Owns: the bounds-checked `Reader` over a request body, the name8 / Identifier / options-TLV
 layouts in both directions, and the fixed-width packers. Every decoding failure is a
-`DomainError` (INVALID_FORMAT unless a more precise code applies), whatever the bytes. Must
-never import net/: the domains own the encodings of their own payloads.
+`DomainError` (INVALID_FORMAT unless a more precise code applies), whatever the bytes. Result
+bodies, which only the client library decodes, fail with `MalformedResult` instead
+(`result_decoder`), and option values convert to and from Python values (`option_value`,
+`option_bytes`). Must never import net/: the domains own the encodings of their own payloads.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import struct
 
 from domains.errors import (
+    CATALOGUE,
     INVALID_FORMAT,
     INVALID_IDENTIFIER,
     INVALID_OPTION_VALUE,
@@ -218,3 +221,80 @@ def string_options_only(options: Options) -> None:
     for kind, _ in options.values():
         if kind != KIND_STRING:
             raise DomainError(UNSUPPORTED_OPTION_KEY)
+
+
+# ---- result decoding (client side) -------------------------------------------------------
+# The client library decodes the result bodies the domains encode. A result that does not
+# follow its layout is not an operation's answer but a broken or foreign server, so it gets its
+# own error type, whatever the bytes: callers catch one exception, never struct or UTF-8 errors.
+
+
+class MalformedResult(ValueError):
+    """A result body that does not follow its layout (raised by every result decoder)."""
+
+
+def result_decoder(decode):
+    """Wrap a decoder of a whole result body: every failure becomes `MalformedResult` naming the
+    layout. The wrapped function takes `bytes` and must consume the body exactly."""
+
+    def wrapper(payload: bytes):
+        try:
+            return decode(bytes(payload))
+        except DomainError as error:
+            raise MalformedResult(f"{decode.__name__}: {_error_name(error.code)}") from None
+        except (struct.error, UnicodeDecodeError, ValueError) as error:
+            raise MalformedResult(f"{decode.__name__}: {error}") from None
+
+    wrapper.__name__ = decode.__name__
+    wrapper.__qualname__ = decode.__qualname__
+    wrapper.__doc__ = decode.__doc__
+    return wrapper
+
+
+def _error_name(code: int) -> str:
+    return CATALOGUE.get(code, (f"error {code}",))[0]
+
+
+def options_block(reader: Reader) -> Options:
+    """A result's options block: `[len u32]` then pairs, with the request's bounds."""
+    return decode_options(reader.take(reader.u32()))
+
+
+# Fixed-width option kinds -> struct format (kinds 8 and 13, 128-bit, have none).
+_VALUE_FORMATS = {3: "<?", 4: "<b", 5: "<h", 6: "<i", 7: "<q", 9: "<B", 10: "<H", 11: "<I",
+                  12: "<Q", 14: "<f", 15: "<d"}
+KIND_RAW, KIND_INT128, KIND_UINT128 = 1, 8, 13
+
+OptionValue = str | bool | int | float | bytes
+
+
+def option_value(kind: int, raw: bytes) -> OptionValue:
+    """The Python value of an option (Raw stays bytes); `raw` has the kind's width."""
+    if kind == KIND_STRING:
+        return raw.decode("utf-8")
+    if kind in (KIND_INT128, KIND_UINT128):
+        return int.from_bytes(raw, "little", signed=kind == KIND_INT128)
+    fmt = _VALUE_FORMATS.get(kind)
+    if fmt is None:
+        return raw
+    return struct.unpack(fmt, raw)[0]
+
+
+def option_bytes(kind: int, value: OptionValue) -> bytes:
+    """An option value in its kind's encoding; ValueError when it does not fit the kind."""
+    if kind == KIND_STRING:
+        return value.encode("utf-8")
+    if kind == KIND_RAW:
+        return bytes(value)
+    if kind in (KIND_INT128, KIND_UINT128):
+        try:
+            return int(value).to_bytes(16, "little", signed=kind == KIND_INT128)
+        except OverflowError as error:
+            raise ValueError(f"option value {value!r} does not fit kind {kind}: {error}") from None
+    fmt = _VALUE_FORMATS.get(kind)
+    if fmt is None:
+        raise ValueError(f"unknown option value kind {kind}")
+    try:
+        return struct.pack(fmt, value)
+    except struct.error as error:
+        raise ValueError(f"option value {value!r} does not fit kind {kind}: {error}") from None

@@ -1,7 +1,8 @@
 """User permissions: Iggy's binary layout (iggy-protocol.md section 7) and its inheritance rules.
 
 Owns: the `Permissions` value (global flags, per-stream flags, per-topic flags, as bitmasks so
-checks are integer tests), its decode/encode, and `allowed(perms, rule, stream, topic)`. Must
+checks are integer tests), its decode/encode, the flags' names, and
+`allowed(perms, rule, stream, topic)`. Must
 never look at users or streams itself: callers pass the acting user's permissions (or ROOT).
 
 Inheritance (as Iggy): a global flag covers every stream and topic; a stream's flag covers its
@@ -131,3 +132,25 @@ def encode(perms: Permissions) -> bytes:
         parts.append(b"\x00")
     parts.append(b"\x00")
     return b"".join(parts)
+
+
+# Flag names per level in wire order (bit i is the i-th name): how clients show and parse them.
+GLOBAL_NAMES = ("manage_servers", "read_servers", "manage_users", "read_users", "manage_streams",
+                "read_streams", "manage_topics", "read_topics", "poll_messages", "send_messages")
+STREAM_NAMES = ("manage_stream", "read_stream", "manage_topics", "read_topics", "poll_messages",
+                "send_messages")
+TOPIC_NAMES = ("manage_topic", "read_topic", "poll_messages", "send_messages")
+
+
+def bits_of(names, level: tuple[str, ...]) -> int:
+    """The bitmask of flag `names` at a level (GLOBAL_NAMES...); ValueError names a stranger."""
+    bits = 0
+    for name in names:
+        if name not in level:
+            raise ValueError(f"unknown permission {name!r}; one of: {', '.join(level)}")
+        bits |= 1 << level.index(name)
+    return bits
+
+
+def names_of(bits: int, level: tuple[str, ...]) -> list[str]:
+    return [name for i, name in enumerate(level) if bits >> i & 1]

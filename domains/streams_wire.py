@@ -3,12 +3,15 @@
 Owns: decoding (with every static bound) and canonical encoding of the request bodies of
 operations 128..140, 148, 149 and reads 200, 201, 300, 301, 600, 601, and the response layouts
 StreamHeader/Details, TopicHeader/Details, Partition, ConsumerGroupHeader/Details
-(iggy-protocol.md sections 8, 9). Must never touch state: encoders take the model objects.
+(iggy-protocol.md sections 8, 9) in both directions: encoders for the server, decoders into
+frozen dataclasses for the client library (failures: codec.MalformedResult). Must never touch
+state: encoders take the model objects.
 """
 
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass, fields
 
 from domains import topic_options
 from domains.codec import (
@@ -21,10 +24,13 @@ from domains.codec import (
     encode_options,
     identifier,
     name8,
+    options_block,
+    result_decoder,
     string_options_only,
 )
 from domains.errors import (
     INVALID_CONSUMER_GROUP_NAME,
+    INVALID_FORMAT,
     INVALID_PARTITIONS_COUNT,
     INVALID_STREAM_NAME,
     INVALID_TOPIC_NAME,
@@ -201,3 +207,205 @@ def assignment(member_ids: list[int], partitions: int) -> list[tuple[int, list[i
         for partition in range(partitions):
             owned[partition % count].append(partition)
     return list(zip(member_ids, owned))
+
+
+# ---- result decoding (the client library's side of the layouts above) --------------------
+# Typed results: frozen dataclasses whose fields are the layouts' fields, in layout order.
+# Counts on the wire are trusted only as far as the body goes: every read is bounds-checked
+# by the Reader, so a huge count in a short body fails at the first missing byte.
+
+
+@dataclass(frozen=True)
+class TopicHeader:
+    id: int
+    created_at: int  # µs since the Unix epoch
+    partitions_count: int
+    message_expiry: int  # µs; 0 = server default, U64_MAX = never
+    compression: int  # topic_options.COMPRESSION_NONE / COMPRESSION_GZIP
+    max_topic_size: int  # bytes; 0 = server default, U64_MAX = unlimited
+    size: int
+    messages_count: int
+    name: str
+    options: Options
+    derived_options: Options
+
+
+@dataclass(frozen=True)
+class Partition:
+    id: int
+    created_at: int
+    segments_count: int
+    current_offset: int
+    size: int
+    messages_count: int
+
+
+@dataclass(frozen=True)
+class TopicDetails(TopicHeader):
+    partitions: tuple[Partition, ...]
+
+
+@dataclass(frozen=True)
+class StreamHeader:
+    id: int
+    created_at: int
+    topics_count: int
+    size: int
+    messages_count: int
+    name: str
+    options: Options
+
+
+@dataclass(frozen=True)
+class StreamDetails(StreamHeader):
+    topics: tuple[TopicHeader, ...]
+
+
+@dataclass(frozen=True)
+class ConsumerGroupHeader:
+    id: int
+    partitions_count: int
+    members_count: int
+    name: str
+
+
+@dataclass(frozen=True)
+class ConsumerGroupMember:
+    id: int
+    partitions: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class ConsumerGroupDetails(ConsumerGroupHeader):
+    members: tuple[ConsumerGroupMember, ...]
+
+
+def _result_name(reader: Reader) -> str:
+    return reader.name8(1, NAME_MAX, INVALID_FORMAT)
+
+
+def _read_stream_header(reader: Reader) -> StreamHeader:
+    fixed = _STREAM_FIXED.unpack(reader.take(_STREAM_FIXED.size))
+    return StreamHeader(*fixed, _result_name(reader), options_block(reader))
+
+
+def _read_topic_header(reader: Reader) -> TopicHeader:
+    fixed = _TOPIC_FIXED.unpack(reader.take(_TOPIC_FIXED.size))
+    # Any other compression byte makes the SDK fail the whole topic decode (protocol 7).
+    if fixed[4] not in topic_options.COMPRESSIONS.values():
+        raise DomainError(INVALID_FORMAT)
+    return TopicHeader(*fixed, _result_name(reader), options_block(reader), options_block(reader))
+
+
+def _read_partition(reader: Reader) -> Partition:
+    return Partition(*_PARTITION.unpack(reader.take(_PARTITION.size)))
+
+
+def _read_group_header(reader: Reader) -> ConsumerGroupHeader:
+    fixed = _GROUP_FIXED.unpack(reader.take(_GROUP_FIXED.size))
+    return ConsumerGroupHeader(*fixed, _result_name(reader))
+
+
+def _read_member(reader: Reader) -> ConsumerGroupMember:
+    member_id = reader.u32()
+    count = reader.u32()
+    owned = reader.take(4 * count)  # bounds-checked before anything is unpacked
+    return ConsumerGroupMember(member_id, struct.unpack(f"<{count}I", owned))
+
+
+def _until_end(reader: Reader, read) -> list:
+    items = []
+    while reader.pos < len(reader.buf):
+        items.append(read(reader))
+    return items
+
+
+@result_decoder
+def decode_stream_header(payload: bytes) -> StreamHeader:
+    reader = Reader(payload)
+    header = _read_stream_header(reader)
+    reader.end()
+    return header
+
+
+@result_decoder
+def decode_stream_details(payload: bytes) -> StreamDetails:
+    """GetStream / CreateStream: the header, then exactly `topics_count` topic headers."""
+    reader = Reader(payload)
+    header = _read_stream_header(reader)
+    topics = tuple(_read_topic_header(reader) for _ in range(header.topics_count))
+    reader.end()
+    return StreamDetails(*_fields(header), topics)
+
+
+@result_decoder
+def decode_stream_list(payload: bytes) -> list[StreamHeader]:
+    """GetStreams: headers back to back to the end (an empty body is no streams)."""
+    reader = Reader(payload)
+    return _until_end(reader, _read_stream_header)
+
+
+@result_decoder
+def decode_topic_header(payload: bytes) -> TopicHeader:
+    reader = Reader(payload)
+    header = _read_topic_header(reader)
+    reader.end()
+    return header
+
+
+@result_decoder
+def decode_topic_details(payload: bytes) -> TopicDetails:
+    """GetTopic / CreateTopic: the header, then exactly `partitions_count` partitions."""
+    reader = Reader(payload)
+    header = _read_topic_header(reader)
+    partitions = tuple(_read_partition(reader) for _ in range(header.partitions_count))
+    reader.end()
+    return TopicDetails(*_fields(header), partitions)
+
+
+@result_decoder
+def decode_topic_list(payload: bytes) -> list[TopicHeader]:
+    """GetTopics: `[count u32]` then exactly that many headers (the only counted list)."""
+    reader = Reader(payload)
+    count = reader.u32()
+    topics = [_read_topic_header(reader) for _ in range(count)]
+    reader.end()
+    return topics
+
+
+@result_decoder
+def decode_partition(payload: bytes) -> Partition:
+    reader = Reader(payload)
+    partition = _read_partition(reader)
+    reader.end()
+    return partition
+
+
+@result_decoder
+def decode_group_header(payload: bytes) -> ConsumerGroupHeader:
+    reader = Reader(payload)
+    header = _read_group_header(reader)
+    reader.end()
+    return header
+
+
+@result_decoder
+def decode_group_details(payload: bytes) -> ConsumerGroupDetails:
+    """GetConsumerGroup / CreateConsumerGroup: the header, then `members_count` members."""
+    reader = Reader(payload)
+    header = _read_group_header(reader)
+    members = tuple(_read_member(reader) for _ in range(header.members_count))
+    reader.end()
+    return ConsumerGroupDetails(*_fields(header), members)
+
+
+@result_decoder
+def decode_group_list(payload: bytes) -> list[ConsumerGroupHeader]:
+    """GetConsumerGroups: headers back to back to the end."""
+    reader = Reader(payload)
+    return _until_end(reader, _read_group_header)
+
+
+def _fields(header) -> tuple:
+    """A header's field values in order, to extend it into its details type."""
+    return tuple(getattr(header, f.name) for f in fields(header))

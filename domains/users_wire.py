@@ -1,10 +1,12 @@
 """Iggy binary encodings of the users domain: request bodies, their post-admission rewrites,
 and result bodies.
 
-Owns: decoding/encoding of operations 141..147 and reads 31, 32, 41; the rewritten bodies that
-carry a hash instead of a secret (CreateUser, ChangePassword, CreatePersonalAccessToken) and
-the pure helpers admission uses to produce them; UserHeader/UserDetails and the PAT layouts
-(iggy-protocol.md sections 8, 9). Must never hash anything or see state.
+Owns: decoding/encoding of operations 141..147 and reads 31, 32, 41 (the SDK's request bodies
+too, which the client library sends); the rewritten bodies that carry a hash instead of a
+secret (CreateUser, ChangePassword, CreatePersonalAccessToken) and the pure helpers admission
+uses to produce them; UserHeader/UserDetails and the PAT layouts (iggy-protocol.md sections 8,
+9) in both directions: encoders for the server, decoders into frozen dataclasses for the
+client library (failures: codec.MalformedResult). Must never hash anything or see state.
 
 Rewritten bodies (what the log carries; admission builds them, apply reads them):
   CreateUser      [username n8][password_hash u8-len bytes][status u8][has_perms u8]
@@ -16,9 +18,11 @@ Rewritten bodies (what the log carries; admission builds them, apply reads them)
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass
 
 from domains import permissions as P
 from domains.codec import (
+    NAME_MAX,
     U32,
     U64,
     Identifier,
@@ -29,6 +33,8 @@ from domains.codec import (
     encode_options,
     identifier,
     name8,
+    options_block,
+    result_decoder,
     string_options_only,
 )
 from domains.errors import (
@@ -247,3 +253,109 @@ def user_details(user) -> bytes:
 
 def token_list(tokens: dict[str, tuple[bytes, int]]) -> bytes:
     return b"".join(name8(name) + U64.pack(tokens[name][1]) for name in sorted(tokens))
+
+
+# ---- the SDK's request bodies (what a client sends before admission rewrites them) -------
+
+def encode_create_user_request(username: str, password: str, status: int, perms: Perms,
+                               options: Options) -> bytes:
+    # The SDK's layout is the log layout with the password's name8 where the hash's u8-length
+    # bytes go: the two are the same bytes.
+    return encode_create_user(username, password.encode("utf-8"), status, perms, options)
+
+
+def encode_change_password_request(user: Identifier, current: str, new: str) -> bytes:
+    return identifier(user) + name8(current) + name8(new)
+
+
+def encode_create_token_request(name: str, expiry: int) -> bytes:
+    return name8(name) + U64.pack(expiry)
+
+
+def encode_delete_token(name: str) -> bytes:
+    return name8(name)
+
+
+# ---- result decoding (the client library's side of the layouts above) --------------------
+
+
+@dataclass(frozen=True)
+class UserHeader:
+    id: int
+    created_at: int  # µs since the Unix epoch
+    status: int  # STATUS_ACTIVE / STATUS_INACTIVE
+    username: str
+    options: Options
+
+
+@dataclass(frozen=True)
+class UserDetails(UserHeader):
+    permissions: Perms  # None: no permissions (root acts as all-powerful regardless)
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    name: str
+    expiry_at: int  # µs since the Unix epoch; 0 = never
+
+
+def _read_user_header(reader: Reader) -> UserHeader:
+    ident, created_at, status = _USER_FIXED.unpack(reader.take(_USER_FIXED.size))
+    if status not in STATUSES:
+        raise DomainError(INVALID_FORMAT)
+    username = reader.name8(1, NAME_MAX, INVALID_FORMAT)
+    return UserHeader(ident, created_at, status, username, options_block(reader))
+
+
+@result_decoder
+def decode_user_header(payload: bytes) -> UserHeader:
+    reader = Reader(payload)
+    header = _read_user_header(reader)
+    reader.end()
+    return header
+
+
+@result_decoder
+def decode_user_details(payload: bytes) -> UserDetails:
+    """GetUser / CreateUser: the header, then `00000000` or `01 [len u32][perms]`."""
+    reader = Reader(payload)
+    header = _read_user_header(reader)
+    if reader.flag():
+        perms = P.decode(reader.take(reader.u32()))
+    else:
+        if reader.take(3) != b"\x00\x00\x00":
+            raise DomainError(INVALID_FORMAT)
+        perms = None
+    reader.end()
+    return UserDetails(header.id, header.created_at, header.status, header.username,
+                       header.options, perms)
+
+
+@result_decoder
+def decode_user_list(payload: bytes) -> list[UserHeader]:
+    """GetUsers: headers back to back to the end (an empty body is no users)."""
+    reader = Reader(payload)
+    users = []
+    while reader.pos < len(payload):
+        users.append(_read_user_header(reader))
+    return users
+
+
+@result_decoder
+def decode_token_list(payload: bytes) -> list[TokenInfo]:
+    """GetPersonalAccessTokens: `[n8 name][expiry_at u64]` pairs to the end."""
+    reader = Reader(payload)
+    tokens = []
+    while reader.pos < len(payload):
+        name = reader.name8(1, NAME_MAX, INVALID_FORMAT)
+        tokens.append(TokenInfo(name, reader.u64()))
+    return tokens
+
+
+@result_decoder
+def decode_token_created(payload: bytes) -> str:
+    """CreatePersonalAccessToken: the minted token, `n8 token` (shown once, never stored)."""
+    reader = Reader(payload)
+    token = reader.name8(1, NAME_MAX, INVALID_FORMAT)
+    reader.end()
+    return token

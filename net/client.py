@@ -157,7 +157,8 @@ class Client:
         frame = iggy.request_frame(self.client_id, 0, 0, Operation.REGISTER,
                                    self._credentials.body())
         payload = self._exchange(frame, Operation.REGISTER, retry_on_new_connection=True)
-        self.user_id, self.session = struct.unpack_from("<IQ", payload, 0)
+        login = iggy.parse_login_reply(payload)
+        self.user_id, self.session = login.user_id, login.session
         self.next_request = 1
 
     def _leader_from_roster(self) -> tuple[str, int] | None:

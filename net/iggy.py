@@ -235,6 +235,26 @@ def login_reply_body(user_id: int, session: int) -> bytes:
 
 
 @dataclass(frozen=True)
+class LoginReply:
+    user_id: int
+    session: int
+    protocol_version: int
+    server_version: str
+
+
+_LOGIN_FIXED = struct.Struct("<IQI")
+
+
+def parse_login_reply(payload: bytes) -> LoginReply:
+    """The client side of login_reply_body, result section already removed."""
+    reader = _Reader(payload)
+    user_id, session, version = _LOGIN_FIXED.unpack(reader.take(_LOGIN_FIXED.size))
+    server_version = reader.name8()
+    reader.end()
+    return LoginReply(user_id, session, version, server_version)
+
+
+@dataclass(frozen=True)
 class Node:
     name: str
     ip: str
