@@ -26,7 +26,7 @@ from collections.abc import Collection, Iterator, Sequence
 
 from core.check import check
 from core.storage.errors import StorageError
-from core.storage.prepare import Identity
+from core.storage.prepare import Identity, frame_op
 
 # writev takes at most IOV_MAX (1024 on Linux) buffers; a batch is one writev.
 BATCH_FRAMES_MAX = 1024
@@ -117,10 +117,13 @@ class Journal(abc.ABC):
         """Release files; does not sync."""
 
 
-def check_contiguous(first_op: int, ops: Sequence[int], frames_count: int) -> None:
-    check(0 < frames_count <= BATCH_FRAMES_MAX, f"batch of {frames_count} frames")
-    for index, op in enumerate(ops):
-        check(op == first_op + index, f"append expected op {first_op + index}, got {op}")
+def check_contiguous(first_op: int, frames: Sequence[bytes]) -> None:
+    """The batch is first_op, first_op + 1, ... and within BATCH_FRAMES_MAX frames."""
+    check(0 < len(frames) <= BATCH_FRAMES_MAX, f"batch of {len(frames)} frames")
+    ops = [frame_op(frame) for frame in frames]
+    if ops != list(range(first_op, first_op + len(ops))):
+        index = next(i for i, op in enumerate(ops) if op != first_op + i)
+        check(False, f"append expected op {first_op + index}, got {ops[index]}")
 
 
 def classify(valid: dict[int, Identity], durable_headers: dict[int, int],

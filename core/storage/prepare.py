@@ -6,10 +6,20 @@ link does it carry. Never encodes frames (net/wire.py is the one codec) and neve
 
 from __future__ import annotations
 
+import struct
 from typing import NamedTuple
 
+from core.check import check
 from net import wire
-from net.wire import HEADER_SIZE, Command, FrameError
+from net.wire import COMMON_SIZE, HEADER_SIZE, Command, FrameError
+
+# Where a prepare header keeps its op: after the common part, the parent (u64 + 8 pad), as in
+# net/wire.py COMMAND_LAYOUTS. Read directly on the append hot path (no namedtuple per op) and
+# by the segmented backend's resync search; checked against the codec at import.
+OP_OFFSET = COMMON_SIZE + struct.calcsize("<Q8x")
+_OP = struct.Struct("<Q")
+check(_OP.unpack_from(wire.encode(wire.make_header(Command.PREPARE, op=0x0102030405060708)),
+                      OP_OFFSET)[0] == 0x0102030405060708, "PREPARE op offset moved in net/wire.py")
 
 # Header-only verification: the ring's redundant header region holds headers without bodies.
 # net/wire.py has the rule (a prepare's identity checksum leaves out the view) but exports only
@@ -54,4 +64,4 @@ def verify_header(buf: bytes | bytearray | memoryview, offset: int = 0) -> Ident
 
 def frame_op(frame: bytes | bytearray | memoryview) -> int:
     """The op of a frame the caller already verified (the append hot path re-checks nothing)."""
-    return wire.decode_header(frame).op
+    return _OP.unpack_from(frame, OP_OFFSET)[0]

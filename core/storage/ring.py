@@ -27,7 +27,7 @@ from core.storage.files import write_all_at
 from core.storage.journal import (
     EntryFault, Fault, Journal, Recovery, check_contiguous, classify,
 )
-from core.storage.prepare import Identity, frame_op, verify_frame, verify_header
+from core.storage.prepare import Identity, verify_frame, verify_header
 from net.wire import FRAME_SIZE_MAX, HEADER_SIZE
 
 RING_FILE = "ring"
@@ -171,17 +171,20 @@ class RingJournal(Journal):
 
     def append(self, frames: Sequence[bytes]) -> None:
         first = self.op_max + 1
-        check_contiguous(first, [frame_op(f) for f in frames], len(frames))
+        check_contiguous(first, frames)
         last = first + len(frames) - 1
         check(last - self.slots <= self.released_op,
               f"op {last} would overwrite op {last - self.slots} above the checkpoint "
               f"{self.released_op}: checkpoint_interval too large for {self.slots} slots")
+        check(max(map(len, frames)) <= self.slot_size_bytes, "a prepare is larger than a slot")
+        # One pwrite per prepare: slots are not contiguous on disk (a slot is sized for the
+        # largest prepare), and writing the padding between them would multiply the bytes
+        # written; Python has no scatter-to-offsets write (io_uring) to do it in one call.
+        fd, slots, slot_size, base = self._fd, self.slots, self.slot_size_bytes, self._slots_offset
         for op, frame in enumerate(frames, first):
-            check(len(frame) <= self.slot_size_bytes, f"prepare of {len(frame)} bytes > slot")
-            # One pwrite per prepare: slots are not contiguous on disk (a slot is sized for the
-            # largest prepare), and writing the padding between them would multiply the bytes
-            # written; Python has no scatter-to-offsets write (io_uring) to do it in one call.
-            write_all_at(self._fd, frame, self._slot_offset(op))
+            offset = base + (op % slots) * slot_size
+            if os.pwrite(fd, frame, offset) != len(frame):  # short writes: finish them
+                write_all_at(fd, frame, offset)
         self._unsynced.append((first, [frame[:HEADER_SIZE] for frame in frames]))
         self.op_max = last
         self.op_min = max(self.op_min, last - self.slots + 1)

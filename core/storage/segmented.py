@@ -27,7 +27,9 @@ from core.storage.files import fsync_dir, read_exact_at, write_all_at
 from core.storage.journal import (
     EntryFault, Fault, Journal, Recovery, check_contiguous, classify,
 )
-from core.storage.prepare import Identity, frame_op, verify_frame, verify_header
+from core.storage.prepare import OP_OFFSET, Identity, verify_frame, verify_header
+from net import wire
+from net.wire import FrameError
 
 SEGMENT_PREFIX = "segment-"
 SEGMENT_SIZE_BYTES_DEFAULT = 64 << 20
@@ -35,7 +37,6 @@ SEGMENT_SIZE_BYTES_MIN = 4096
 # How many op numbers past a damaged header resync tries; more consecutive damaged ops than
 # this in one segment is treated as one damaged region reaching the segment's end.
 RESYNC_OPS_MAX = 64
-_OP_FIELD_OFFSET = 144  # PREPARE: 128 common bytes + parent (u64 + 8 pad), then op
 _U64 = struct.Struct("<Q")
 
 
@@ -155,7 +156,7 @@ class SegmentedJournal(Journal):
 
     def append(self, frames: Sequence[bytes]) -> None:
         first = self.op_max + 1
-        check_contiguous(first, [frame_op(f) for f in frames], len(frames))
+        check_contiguous(first, frames)
         if not self.segments or self.segments[-1].size_bytes >= self.segment_size_bytes:
             self._roll(first)
         segment = self.segments[-1]
@@ -306,9 +307,10 @@ class SegmentedJournal(Journal):
 
 def _frame_size(data: bytes, position: int) -> int:
     """The size field at position if plausible, else 0 (verify_frame then rejects)."""
-    if len(data) - position < 256:
+    try:
+        size = wire.frame_size(data, position)
+    except FrameError:
         return 0
-    size = struct.unpack_from("<I", data, position + 48)[0]
     return size if position + size <= len(data) else 0
 
 
@@ -316,9 +318,9 @@ def _resync(data: bytes, start: int, op: int) -> tuple[int, int] | None:
     """The first valid prepare for one of the next ops at or after start: (position, op)."""
     for candidate_op in range(op + 1, op + 1 + RESYNC_OPS_MAX):
         pattern = _U64.pack(candidate_op)
-        index = data.find(pattern, start + _OP_FIELD_OFFSET)
+        index = data.find(pattern, start + OP_OFFSET)
         while index != -1:
-            position = index - _OP_FIELD_OFFSET
+            position = index - OP_OFFSET
             identity = verify_frame(data[position:position + _frame_size(data, position)])
             if identity is not None and identity.op == candidate_op:
                 return position, candidate_op

@@ -42,7 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dir", help="where to write (default: a temp dir under the current dir)")
     parser.add_argument("--streams", type=int, default=STREAMS)
     parser.add_argument("--topics-per-stream", type=int, default=TOPICS_PER_STREAM)
-    parser.add_argument("--users", type=int, default=USERS)
+    parser.add_argument("--users", type=int, default=USERS,
+                        help="users in the end, root included (at most domains.users.USERS_MAX)")
     parser.add_argument("--smoke", action="store_true",
                         help=f"{SMOKE_STREAMS} streams, {SMOKE_USERS} users: finishes in seconds")
 
@@ -73,7 +74,7 @@ class _Builder:
             for topic in range(topics_per_stream):
                 self.apply(_OP_CREATE_TOPIC,
                            sw.encode_create_topic(stream, 1, f"topic-{topic}", {}))
-        for user in range(users):
+        for user in range(users - 2):  # root exists; the last user is the "one change" below
             self.apply(_OP_CREATE_USER,
                        uw.encode_create_user(f"user-{user}", _PASSWORD_HASH, 1, None, {}))
 
