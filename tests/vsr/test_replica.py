@@ -12,7 +12,7 @@ from core.vsr.messages import (
 from core.vsr.replica import Replica
 from net.batch import decode_batch
 from net.wire import (
-    HEADER_SIZE, Command, body_checksum, cluster_bytes, decode, encode, make_header,
+    Command, body_checksum, cluster_bytes, decode, encode, make_header,
 )
 
 CLIENT = b"C" * 16

@@ -33,10 +33,8 @@ class Network:
         # Node ids that cannot reach each other (both directions) while partitioned.
         self.cut: set[tuple] = set()
         self.faulty = True
-        self.sent = 0
 
     def send(self, now: int, source, target, frame: bytes) -> None:
-        self.sent += 1
         if (source, target) in self.cut:
             return
         copies = 1

@@ -27,7 +27,6 @@ class Storage:
         self.checkpoint_header = b""
         self.durable: dict[int, bytes | None] = {}
         self.pending: list[tuple[int, int, bytes]] = []  # (seq, op, frame)
-        self.corrupted: set[int] = set()
 
     def persist_view(self, view: int, log_view: int, headers: list[bytes]) -> None:
         self.view, self.log_view, self.view_headers = view, log_view, list(headers)
@@ -66,7 +65,6 @@ class Storage:
         # Body-only damage keeps the header (readable from the header region); whole-entry
         # damage leaves only the knowledge that op exists.
         self.durable[op] = frame[:HEADER_SIZE] if rng.random() < 0.5 else None
-        self.corrupted.add(op)
         return op
 
     def crash(self, rng: random.Random, torn: bool) -> None:
