@@ -26,6 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="fault profile: none, network, crash, storage, mixed, or rotate")
     parser.add_argument("--workload", default=None,
                         help="streams (domains.MuxStateMachine, the default) or kv (toy)")
+    parser.add_argument("--clients", type=int, default=None,
+                        help="simulated clients, one request in flight each (default 6)")
     parser.add_argument("--quiet", action="store_true", help="print failures and totals only")
 
 
@@ -42,10 +44,11 @@ def plan(seed: int, faults: str, replicas: int | None) -> tuple[str, int]:
 
 
 def replay_command(seed: int, profile: str, replicas: int, ticks: int,
-                   workload: str | None = None) -> str:
+                   workload: str | None = None, clients: int | None = None) -> str:
     command = (f"metavsr sim --seed {seed} --replicas {replicas} --ticks {ticks} "
                f"--faults {profile}")
-    return command + (f" --workload {workload}" if workload else "")
+    command += f" --workload {workload}" if workload else ""
+    return command + (f" --clients {clients}" if clients is not None else "")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -74,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
     sim_seconds = 0.0
     for seed in seeds:
         profile, replicas = plan(seed, args.faults, args.replicas)
-        result = run_seed(seed, replicas, args.ticks, profile, workload=workload)
+        options = {} if args.clients is None else {"clients": args.clients}
+        result = run_seed(seed, replicas, args.ticks, profile, workload=workload, **options)
         committed += result.committed_requests
         sim_seconds += result.sim_seconds
         if not result.ok:
@@ -82,8 +86,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"FAIL seed {seed} ({profile}, {replicas} replicas):")
             for failure in result.failures[:10]:
                 print(f"  {failure}")
-            print(f"  replay: "
-                  f"{replay_command(seed, profile, replicas, args.ticks, args.workload)}")
+            replay = replay_command(seed, profile, replicas, args.ticks, args.workload,
+                                    args.clients)
+            print(f"  replay: {replay}")
         elif not args.quiet:
             print(f"ok   seed {seed} ({profile}, {replicas} replicas): "
                   f"{result.committed_requests} requests committed, commit {result.commit_max}, "

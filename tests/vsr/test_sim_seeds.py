@@ -25,3 +25,11 @@ def test_simulator_seeds_pass_every_checker(first):
             failures.append(f"seed {seed}: {result.failures[:3]}\n  replay: "
                             f"{replay_command(seed, profile, replicas, TICKS)}")
     assert not failures, "\n".join(failures)
+
+
+def test_a_seed_replays_exactly():
+    first = run_seed(42, 3, 1200, "mixed")
+    second = run_seed(42, 3, 1200, "mixed")
+    assert first.ok and second.ok
+    assert (first.committed_requests, first.commit_max) == \
+        (second.committed_requests, second.commit_max)
