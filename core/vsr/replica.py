@@ -178,8 +178,14 @@ class Replica:
     # ------------------------------------------------------------ frames
 
     def _header(self, command: Command, **fields):
-        return make_header(command, cluster=self.cluster, view=fields.pop("view", self.view),
-                           release=WIRE_VERSION, replica=self.replica, **fields)
+        # One template per command (make_header parses the layout each call): hot path.
+        template = _TEMPLATES.get((command, self.replica, self.cluster))
+        if template is None:
+            template = make_header(command, cluster=self.cluster, release=WIRE_VERSION,
+                                   replica=self.replica)
+            _TEMPLATES[(command, self.replica, self.cluster)] = template
+        fields.setdefault("view", self.view)
+        return template._replace(**fields)
 
     def _send(self, to: int, command: Command, body: bytes = b"", **fields) -> None:
         check(to != self.replica, "a replica never sends to itself")
@@ -758,6 +764,8 @@ class Replica:
                 self.log.set_header(header, raw)
         self.log.walk_chain()
 
+
+_TEMPLATES: dict = {}
 
 _HANDLERS = {
     Command.PREPARE: Replica._on_prepare,
