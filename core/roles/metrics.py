@@ -1,0 +1,243 @@
+"""The metrics catalogue of a replica and its Prometheus text rendering (format 0.0.4).
+
+This module is the one place that defines every metric: its Prometheus name, type, help
+string, which role's counter block holds it (that role is its only writer, see
+shm/counters.py) and the counter's name in that block. Roles count into those counters; the
+supervisor renders a CounterTable snapshot with `render` and serves it (metrics_server.py).
+
+It owns names and rendering only: it never creates, writes or serves counters, and it reads
+nothing but the snapshot it is given. A sample whose block or counter is absent from the
+snapshot (a replica run with stand-in roles, or without the metric counters) is left out
+rather than invented as zero.
+
+Counters are unsigned 64-bit integers, so durations are counted in microseconds and exposed
+in seconds (`divisor`); a histogram's buckets are counted per bucket (one add per observation,
+no cumulative update on the hot path) and made cumulative here.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from core.check import check
+from core.roles.wiring import RINGS
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+KINDS = ("counter", "gauge", "histogram")
+# The supervisor's own block holds only its stop flag: no role metric is read from it.
+SUPERVISOR_BLOCK = "supervisor"
+MICROSECONDS_PER_SECOND = 1_000_000
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One sample of a counter or gauge family.
+
+    writer: the role whose block holds the counter; None = every role's own block, with a
+    `role` label (liveness counters every role has, see supervisor.ROLE_COUNTERS)."""
+    name: str
+    kind: str
+    help: str
+    writer: str | None
+    counter: str
+    labels: tuple[tuple[str, str], ...] = ()
+    divisor: int = 1  # counted units per exposed unit (MICROSECONDS_PER_SECOND for durations)
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """A histogram counted in microseconds: one counter per bucket plus one for the sum."""
+    name: str
+    help: str
+    writer: str
+    counter: str  # prefix of the bucket and sum counters
+    bounds_us: tuple[int, ...]  # upper bounds, ascending; the last bucket (+Inf) is implicit
+
+    kind = "histogram"
+
+    def bucket_counters(self) -> tuple[str, ...]:
+        return tuple(f"{self.counter}_b{i}" for i in range(len(self.bounds_us) + 1))
+
+    @property
+    def sum_counter(self) -> str:
+        return f"{self.counter}_sum_us"
+
+    def observe(self, table, seconds: float) -> None:
+        """Count one observation into `table` (a CounterTable) in the writer's block."""
+        micros = max(0, round(seconds * MICROSECONDS_PER_SECOND))
+        index = bisect.bisect_left(self.bounds_us, micros)
+        table.add(self.writer, self.bucket_counters()[index])
+        table.add(self.writer, self.sum_counter, micros)
+
+
+# fdatasync on SSDs takes tens of microseconds to a few milliseconds; on disks and busy
+# clouds, tens to hundreds. The bounds cover both so the +Inf bucket only holds stalls.
+FSYNC_BOUNDS_US = (50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000,
+                   100_000, 250_000, 1_000_000)
+
+FSYNC_SECONDS = Histogram(
+    "metavsr_fsync_duration_seconds",
+    "Duration of each journal fdatasync (one per group commit).",
+    "journal", "fsync", FSYNC_BOUNDS_US)
+
+
+def _ring_metrics() -> tuple[Metric, ...]:
+    # The producer of a ring is the one that sees it full and waits, so it is the writer.
+    metrics = []
+    for spec in RINGS:
+        labels = (("ring", spec.name),)
+        metrics.append(Metric(
+            "metavsr_ring_used_bytes", "gauge",
+            "Bytes pushed to the ring and not yet released by its consumer.",
+            spec.producer, f"ring_{spec.name}_used_bytes", labels))
+        metrics.append(Metric(
+            "metavsr_ring_capacity_bytes", "gauge", "Capacity of the ring in bytes.",
+            spec.producer, f"ring_{spec.name}_capacity_bytes", labels))
+        metrics.append(Metric(
+            "metavsr_ring_full_waits_total", "counter",
+            "Pushes that found the ring full and waited for the consumer (backpressure).",
+            spec.producer, f"ring_{spec.name}_full_waits", labels))
+    return tuple(metrics)
+
+
+CATALOGUE: tuple[Metric | Histogram, ...] = (
+    Metric("metavsr_role_ready", "gauge", "1 once the role has reported ready.",
+           None, "ready"),
+    Metric("metavsr_role_heartbeats_total", "counter",
+           "Heartbeats of the role; the supervisor feeds the systemd watchdog while they move.",
+           None, "heartbeat"),
+    Metric("metavsr_view", "gauge", "Current view number.", "replication", "view"),
+    Metric("metavsr_view_changes_total", "counter", "View changes this replica took part in.",
+           "replication", "view_changes"),
+    Metric("metavsr_op", "gauge", "Highest op number in this replica's log.",
+           "replication", "op"),
+    Metric("metavsr_commit_op", "gauge", "Highest committed op number known to this replica.",
+           "replication", "commit_op"),
+    Metric("metavsr_ops_committed_total", "counter", "Ops this replica has seen committed.",
+           "replication", "ops_committed"),
+    Metric("metavsr_prepares_in_flight", "gauge",
+           "Prepares sent by the primary and not yet committed (bounded by pipeline_max).",
+           "replication", "prepares_in_flight"),
+    Metric("metavsr_apply_lag_ops", "gauge",
+           "Committed ops the owner has not applied yet (commit op minus applied op).",
+           "replication", "apply_lag_ops"),
+    Metric("metavsr_applied_op", "gauge", "Highest op applied to the state machine.",
+           "owner", "applied_op"),
+    FSYNC_SECONDS,
+    Metric("metavsr_journal_size_bytes", "gauge", "Bytes of journal on disk.",
+           "journal", "journal_size_bytes"),
+    Metric("metavsr_journal_durable_op", "gauge", "Highest op made durable by the journal.",
+           "journal", "durable_op"),
+    Metric("metavsr_checkpoint_op", "gauge", "Op of the latest durable checkpoint.",
+           "snapshot", "checkpoint_op"),
+    Metric("metavsr_checkpoints_total", "counter", "Checkpoints written.",
+           "snapshot", "checkpoints"),
+    Metric("metavsr_checkpoint_duration_seconds", "gauge",
+           "Duration of the latest checkpoint (3 copies and the superblock, all fsynced).",
+           "snapshot", "checkpoint_duration_us", divisor=MICROSECONDS_PER_SECOND),
+    Metric("metavsr_connections", "gauge", "Open connections.",
+           "net", "client_connections", (("kind", "client"),)),
+    Metric("metavsr_connections", "gauge", "Open connections.",
+           "net", "peer_connections", (("kind", "peer"),)),
+    Metric("metavsr_bad_frames_total", "counter",
+           "Frames refused by framing or checksum checks (the connection is closed).",
+           "net", "bad_frames"),
+) + _ring_metrics()
+
+
+def _counter_names() -> tuple[str, ...]:
+    names: list[str] = []
+    for metric in CATALOGUE:
+        if isinstance(metric, Histogram):
+            names.extend(metric.bucket_counters() + (metric.sum_counter,))
+        elif metric.writer is not None:
+            names.append(metric.counter)
+    return tuple(dict.fromkeys(names))
+
+
+# Pass as the supervisor's extra_counters: the role-specific counters of the catalogue
+# (the per-role liveness counters are the supervisor's ROLE_COUNTERS already).
+COUNTER_NAMES = _counter_names()
+
+
+def _check_catalogue() -> None:
+    families: dict[str, tuple[str, str]] = {}
+    for metric in CATALOGUE:
+        check(metric.kind in KINDS, f"{metric.name}: kind {metric.kind!r}")
+        check(metric.kind != "counter" or metric.name.endswith("_total"),
+              f"{metric.name}: a counter's name ends with _total")
+        seen = families.setdefault(metric.name, (metric.kind, metric.help))
+        check(seen == (metric.kind, metric.help), f"{metric.name}: one type and help per family")
+
+
+_check_catalogue()
+
+
+def _escape_help(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\n", "\\n")
+
+
+def _escape_label(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _labels(pairs: Iterable[tuple[str, str]]) -> str:
+    inner = ",".join(f'{key}="{_escape_label(value)}"' for key, value in pairs)
+    return "{" + inner + "}" if inner else ""
+
+
+def _value(raw: int, divisor: int) -> str:
+    # Division, not a multiplication by 1e-6: 50 / 1e6 prints 5e-05, 50 * 1e-6 does not.
+    return str(raw) if divisor == 1 else repr(raw / divisor)
+
+
+def render(snapshot: dict[str, dict[str, int]],
+           catalogue: tuple[Metric | Histogram, ...] = CATALOGUE) -> str:
+    """Prometheus text format of `snapshot` (CounterTable.snapshot(): block -> name -> value).
+
+    The samples of one family are consecutive under one HELP and TYPE, as the format requires,
+    whatever the order of the catalogue."""
+    families: dict[str, list[Metric | Histogram]] = {}
+    for metric in catalogue:
+        families.setdefault(metric.name, []).append(metric)
+    role_blocks = [block for block in snapshot if block != SUPERVISOR_BLOCK]
+    lines: list[str] = []
+    for name, members in families.items():
+        samples = [line for metric in members for line in _samples(metric, snapshot, role_blocks)]
+        if samples:
+            lines.append(f"# HELP {name} {_escape_help(members[0].help)}")
+            lines.append(f"# TYPE {name} {members[0].kind}")
+            lines.extend(samples)
+    return "\n".join(lines) + "\n"
+
+
+def _samples(metric: Metric | Histogram, snapshot: dict[str, dict[str, int]],
+             role_blocks: list[str]) -> list[str]:
+    if isinstance(metric, Histogram):
+        return _histogram_samples(metric, snapshot.get(metric.writer, {}))
+    if metric.writer is None:
+        return [f"{metric.name}{_labels(metric.labels + (('role', block),))} "
+                f"{_value(snapshot[block][metric.counter], metric.divisor)}"
+                for block in role_blocks if metric.counter in snapshot[block]]
+    block = snapshot.get(metric.writer, {})
+    if metric.counter not in block:
+        return []
+    return [f"{metric.name}{_labels(metric.labels)} {_value(block[metric.counter], metric.divisor)}"]
+
+
+def _histogram_samples(metric: Histogram, block: dict[str, int]) -> list[str]:
+    counters = metric.bucket_counters()
+    if not all(name in block for name in counters + (metric.sum_counter,)):
+        return []
+    lines = []
+    cumulative = 0
+    for bound_us, name in zip(metric.bounds_us + (math.inf,), counters):
+        cumulative += block[name]
+        le = "+Inf" if bound_us == math.inf else _value(bound_us, MICROSECONDS_PER_SECOND)
+        lines.append(f'{metric.name}_bucket{{le="{le}"}} {cumulative}')
+    lines.append(f"{metric.name}_sum {_value(block[metric.sum_counter], MICROSECONDS_PER_SECOND)}")
+    lines.append(f"{metric.name}_count {cumulative}")
+    return lines
