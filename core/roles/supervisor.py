@@ -10,6 +10,8 @@ It owns the life of the role processes and nothing of their work:
 - watches: a role that exits is fail-stop for the whole replica (stop the others, unlink the
   shared memory, exit non-zero; systemd restarts us and recovery starts from disk); WATCHDOG=1
   is sent only while every role's heartbeat counter moves, so a hung role stops the pings;
+- serves Prometheus metrics on metrics_address (if set) from the counters, started once the
+  roles are forked (no thread may exist at fork time);
 - on SIGTERM/SIGINT: STOPPING=1, raises the stop flag the roles poll, waits for them within a
   bound (then kills), unlinks, exits 0.
 """
@@ -28,6 +30,8 @@ import multiprocess
 
 from core import log
 from core.check import check
+from core.roles import metrics
+from core.roles.metrics_server import MetricsServer
 from core.roles.sdnotify import Notifier, watchdog_interval_s
 from shm import naming
 from shm.counters import CounterTable
@@ -124,7 +128,7 @@ class Supervisor:
                  prepare: Callable[[], tuple[Callable[[], None], dict]] | None = None,
                  status: Callable[[CounterTable], str] | None = None,
                  notifier: Notifier | None = None,
-                 heartbeat_stall_s: float = HEARTBEAT_STALL_S):
+                 heartbeat_stall_s: float = HEARTBEAT_STALL_S, metrics_address: str = ""):
         check(len({r.name for r in roles}) == len(roles), "role names must be unique")
         check("supervisor" not in {r.name for r in roles}, "'supervisor' is reserved")
         self.cluster_id = cluster_id
@@ -138,6 +142,8 @@ class Supervisor:
         self.status = status or (lambda counters: "running")
         self.notifier = notifier or Notifier()
         self.heartbeat_stall_s = heartbeat_stall_s
+        self.metrics_address = metrics_address
+        self._metrics: MetricsServer | None = None
         self.block_names = ("supervisor",) + tuple(r.name for r in roles)
         self.processes: dict[str, multiprocess.Process] = {}
         self.counters: CounterTable | None = None
@@ -161,6 +167,8 @@ class Supervisor:
                 self._cleanup_shared, extra_settings = self.prepare()
                 self.settings = {**self.settings, **extra_settings}
             self._start_roles()
+            if self.metrics_address:
+                self._serve_metrics()
             if not self._wait_ready():
                 return self._shutdown(failed=True)
             self.notifier.ready(self.status(self.counters))
@@ -188,6 +196,19 @@ class Supervisor:
             process.start()
             self.processes[spec.name] = process
             log.info("role_spawned", role_name=spec.name, pid=process.pid)
+
+    def _serve_metrics(self) -> None:
+        try:
+            server = MetricsServer(self.metrics_address,
+                                   lambda: metrics.render(self.counters.snapshot()))
+        except OSError as exc:
+            # A replica without metrics still serves; the failed scrapes are what alerts.
+            log.error("metrics_unavailable", address=self.metrics_address, error=str(exc))
+            return
+        server.start()
+        self._metrics = server
+        host, port = server.address
+        log.info("metrics_serving", host=host, port=port)
 
     def _dead_role(self) -> str | None:
         for name, process in self.processes.items():
@@ -251,6 +272,8 @@ class Supervisor:
                 process.kill()
                 process.join(timeout=5)
         clean = not failed and all(p.exitcode == 0 for p in self.processes.values())
+        if self._metrics is not None:
+            self._metrics.stop()  # before the counters it reads are unmapped
         if self._cleanup_shared is not None:
             self._cleanup_shared()
         self.counters.close()
