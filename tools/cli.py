@@ -18,6 +18,7 @@ SUBCOMMANDS: dict[str, str] = {
     "format": "tools.format",
     "inspect": "tools.inspect",
     "cpu-plan": "tools.cpu_plan",
+    "ctl": "tools.ctl",
 }
 
 
