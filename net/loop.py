@@ -1,7 +1,7 @@
 """The net role's event loop: the only code in a replica that touches sockets.
 
 One selector (epoll) serves the listeners, every client and peer connection, outgoing peer
-dials and one wake-up fd (the net process's eventfd doorbell). What arrives is cut into frames
+dials and the readers the net role adds (its eventfd doorbell, its job-completion pipe). What arrives is cut into frames
 (net/framing.py) and handed to a `Handler`; what the handler sends is queued per connection and
 written with as few syscalls as possible (one send of all queued frames per connection per
 loop turn).
@@ -78,9 +78,6 @@ class Handler:
     def on_close(self, conn: Connection, reason: str) -> None:
         pass
 
-    def on_wake(self) -> None:
-        pass
-
     def on_turn(self) -> None:
         """Called once per loop turn after I/O: flush batched work here."""
 
@@ -96,7 +93,6 @@ class EventLoop:
         self.counters = Counters()
         self._next_id = 1
         self._dirty: list[Connection] = []
-        self._wake_fd = -1
         self._running = True
 
     # --- set-up -------------------------------------------------------------------------
@@ -108,11 +104,10 @@ class EventLoop:
         self.selector.register(sock, selectors.EVENT_READ, ("listen", kind))
         return sock
 
-    def watch_wake_fd(self, fd: int) -> None:
-        """Register the doorbell fd (eventfd): readable means 'rings have work for you'."""
-        check(self._wake_fd < 0, "one wake fd per loop")
-        self._wake_fd = fd
-        self.selector.register(fd, selectors.EVENT_READ, ("wake", None))
+    def add_reader(self, fd: int, callback: Callable[[], None]) -> None:
+        """Call callback() on the loop thread whenever fd is readable (doorbells, job
+        completions); the callback must drain fd."""
+        self.selector.register(fd, selectors.EVENT_READ, ("reader", callback))
 
     def dial(self, host: str, port: int, peer: int) -> Connection:
         """Start a non-blocking connect to a peer; frames sent meanwhile are queued."""
@@ -176,8 +171,7 @@ class EventLoop:
             elif what == "listen":
                 self._accept(key.fileobj, data)
             else:
-                self._drain_wake_fd()
-                self.handler.on_wake()
+                data()
         self.handler.on_turn()
         self._flush()
 
@@ -299,9 +293,3 @@ class EventLoop:
             conn.want_write = wanted
             events = selectors.EVENT_READ | (selectors.EVENT_WRITE if wanted else 0)
             self.selector.modify(conn.sock, events, ("conn", conn))
-
-    def _drain_wake_fd(self) -> None:
-        try:
-            os.read(self._wake_fd, 8)
-        except BlockingIOError:
-            pass

@@ -1,0 +1,244 @@
+"""The net role: the only process of a replica with sockets.
+
+It runs the event loop (net/loop.py) over the client listener, the peer listener, one dialed
+connection to every other replica, its eventfd doorbell and a job-completion pipe, and moves
+frames between sockets and rings:
+
+  client frame  -> gateway (net/gateway.py) -> reply now / inbound ring / owner_net ring / job
+  peer frame    -> checked (checksums, cluster, sender) -> inbound ring
+  outbound ring -> a peer connection, every peer, or a client connection
+  replies ring  -> a client connection, or a credentials answer back into the gateway
+
+Everything a loop turn produces for a ring is pushed as one batch at the end of the turn.
+Peers: each replica dials every other one and sends on its dialed connection; frames arrive on
+the accepted ones. An accepted connection must open with PEER_HELLO naming a replica of this
+cluster before any other frame is taken from it (the cluster-key challenge comes with the
+security work); anything else closes it and is counted.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from core import log
+from core.check import check
+from core.roles import records
+from core.roles.records import Kind
+from net import iggy, wire
+from net.gateway import Close, Gateway, Job, Reply, ToOwner, ToReplication
+from net.loop import Connection, EventLoop, Handler, LoopLimits
+from net.wire import Command, FrameError
+
+RECONNECT_INTERVAL_S = 0.1
+POP_BATCH_MAX = 512
+HASH_THREADS = 2  # scrypt releases the GIL: login work runs beside the loop, not in it
+
+
+class NetRole(Handler):
+    def __init__(self, *, replica: int, cluster_id: int, replicas, limits: LoopLimits,
+                 requests_in_flight_max: int, producers: dict, consumers: dict, doorbell,
+                 clock):
+        self.replica = replica
+        self.cluster = wire.cluster_bytes(cluster_id)
+        self.replicas = replicas
+        self.loop = EventLoop(self, limits, clock=clock)
+        self.clock = clock
+        self.view = 0
+        self.primary = 0
+        self.normal = True
+        self.gateway = Gateway(body_size_max=limits.frame_size_max - wire.HEADER_SIZE,
+                               requests_in_flight_max=requests_in_flight_max,
+                               roster=self._roster,
+                               is_primary=lambda: self.primary == self.replica and self.normal)
+        self.to_replication = producers["inbound"]
+        self.to_owner = producers["owner_net"]
+        self.from_replication = consumers["outbound"]
+        self.from_owner = consumers["replies"]
+        self.doorbell = doorbell
+        self.peers_out: dict[int, Connection] = {}
+        self._inbound: list[bytes] = []
+        self._owner: list[bytes] = []
+        self._jobs = ThreadPoolExecutor(max_workers=HASH_THREADS, thread_name_prefix="hash")
+        self._done: list[tuple[int, object]] = []
+        self._done_lock = threading.Lock()
+        self._done_read, self._done_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._next_dial_s = 0.0
+        self.bad_peer_frames = 0
+
+    # --- set-up -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        me = self.replicas[self.replica]
+        self.loop.listen(me.client_host, me.client_port, "client")
+        self.loop.listen(me.peer_host, me.peer_port, "peer-in")
+        self.loop.add_reader(self.doorbell.fileno(), self._on_doorbell)
+        self.loop.add_reader(self._done_read, self._on_jobs_done)
+        self._dial_missing()
+
+    def turn(self) -> None:
+        # Rings first, so what they produce for sockets and rings goes out in this turn's
+        # flush; then sleep in the selector only if no ring has records (doorbell handshake).
+        self._drain_rings()
+        timeout_s = 0.05 if self.doorbell.prepare_to_sleep() else 0.0
+        self.loop.turn(timeout_s)
+        if timeout_s:
+            self.doorbell.woke()
+        if self.clock() >= self._next_dial_s:
+            self._dial_missing()
+            self.loop.close_idle()
+
+    def close(self) -> None:
+        self._jobs.shutdown(wait=False, cancel_futures=True)
+        self.loop.close_all()
+        os.close(self._done_read)
+        os.close(self._done_write)
+
+    # --- loop callbacks -----------------------------------------------------------------
+
+    def on_open(self, conn: Connection) -> None:
+        if conn.kind == "client":
+            self.gateway.opened(conn.id)
+        elif conn.kind == "peer-out":
+            hello = wire.make_header(Command.PEER_HELLO, cluster=self.cluster,
+                                     replica=self.replica, release=wire.WIRE_VERSION)
+            self.loop.send(conn, wire.encode(hello))
+
+    def on_close(self, conn: Connection, reason: str) -> None:
+        if conn.kind == "client":
+            self.gateway.closed(conn.id)
+        elif conn.kind == "peer-out" and self.peers_out.get(conn.peer) is conn:
+            del self.peers_out[conn.peer]
+        if conn.kind != "client" and not conn.connecting:  # failed dials retry quietly
+            log.info("peer_connection_closed", kind=conn.kind, peer=conn.peer, reason=reason)
+
+    def on_frames(self, conn: Connection, frames: list[memoryview]) -> None:
+        if conn.kind == "client":
+            for frame in frames:
+                self._apply_actions(self.gateway.on_frame(conn.id, frame))
+                if conn.closed:
+                    return
+            return
+        for frame in frames:
+            try:
+                header, _body = wire.decode(frame)
+            except FrameError as exc:
+                self._bad_peer(conn, f"bad peer frame: {exc}")
+                return
+            if header.cluster != self.cluster or header.replica >= len(self.replicas):
+                self._bad_peer(conn, "peer frame of another cluster or an unknown replica")
+                return
+            if conn.peer < 0:
+                if header.command != Command.PEER_HELLO or header.replica == self.replica:
+                    self._bad_peer(conn, "peer connection did not open with PEER_HELLO")
+                    return
+                conn.peer = header.replica
+                continue
+            if header.command == Command.PEER_HELLO:
+                continue
+            self._inbound.append(records.peer_frame(conn.peer, frame))
+
+    def on_turn(self) -> None:
+        if self._inbound:
+            self.to_replication.push_batch(self._inbound)
+            self._inbound = []
+        if self._owner:
+            self.to_owner.push_batch(self._owner)
+            self._owner = []
+
+    # --- internals ----------------------------------------------------------------------
+
+    def _bad_peer(self, conn: Connection, reason: str) -> None:
+        self.bad_peer_frames += 1
+        self.loop.counters.bad_frames += 1
+        self.loop.close(conn, reason)
+
+    def _apply_actions(self, actions: list) -> None:
+        for action in actions:
+            kind = type(action)
+            if kind is Reply:
+                conn = self.loop.connections.get(action.conn)
+                if conn is not None:
+                    self.loop.send(conn, action.frame)
+            elif kind is ToReplication:
+                self._inbound.append(action.record)
+            elif kind is ToOwner:
+                self._owner.append(action.record)
+            elif kind is Job:
+                self._jobs.submit(self._run_job, action)
+            else:
+                check(kind is Close, f"unknown gateway action {action!r}")
+                conn = self.loop.connections.get(action.conn)
+                if conn is not None:
+                    self.loop.close(conn, action.reason)
+
+    def _run_job(self, job: Job) -> None:
+        result = job.fn(*job.args)
+        with self._done_lock:
+            self._done.append((job.conn, result))
+        os.write(self._done_write, b"\x01")
+
+    def _on_jobs_done(self) -> None:
+        try:
+            os.read(self._done_read, 4096)
+        except BlockingIOError:
+            pass
+        with self._done_lock:
+            done, self._done = self._done, []
+        for conn, result in done:
+            self._apply_actions(self.gateway.job_done(conn, result))
+
+    def _on_doorbell(self) -> None:
+        try:
+            os.eventfd_read(self.doorbell.fileno())
+        except BlockingIOError:
+            pass
+
+    def _drain_rings(self) -> None:
+        for consumer in (self.from_replication, self.from_owner):
+            batch = consumer.pop(POP_BATCH_MAX)
+            for record in batch:
+                self._on_record(record)
+            del batch
+            consumer.release()
+
+    def _on_record(self, record: memoryview) -> None:
+        kind = records.kind_of(record)
+        if kind == Kind.CLIENT_FRAME:
+            conn_id, frame = records.read_conn_frame(record)
+            out = self.gateway.on_reply(conn_id, frame)
+            conn = self.loop.connections.get(conn_id)
+            if out is not None and conn is not None:
+                self.loop.send(conn, out)
+        elif kind == Kind.SEND_PEER:
+            to, frame = records.read_replica_frame(record)
+            conn = self.peers_out.get(to)
+            if conn is not None:  # VSR tolerates a lost message; never buffer for a dead peer
+                self.loop.send(conn, bytes(frame))
+        elif kind == Kind.BROADCAST:
+            frame = bytes(record[1:])
+            for conn in list(self.peers_out.values()):
+                self.loop.send(conn, frame)
+        elif kind == Kind.CREDENTIALS:
+            conn, found, user, active, blob = records.read_credentials(record)
+            self._apply_actions(self.gateway.on_credentials(conn, found, user, active,
+                                                            bytes(blob)))
+        elif kind == Kind.VIEW:
+            self.view, self.primary, self.normal = records.read_view(record)
+        else:
+            check(False, f"net got a record of kind {kind}")
+
+    def _dial_missing(self) -> None:
+        self._next_dial_s = self.clock() + RECONNECT_INTERVAL_S
+        for index, address in enumerate(self.replicas):
+            if index != self.replica and index not in self.peers_out:
+                conn = self.loop.dial(address.peer_host, address.peer_port, peer=index)
+                if not conn.closed:  # a refused connect closes at once: try next interval
+                    self.peers_out[index] = conn
+
+    def _roster(self) -> bytes:
+        nodes = [iggy.Node(f"replica-{i}", address.client_host, address.client_port,
+                           leader=(i == self.primary and self.normal))
+                 for i, address in enumerate(self.replicas)]
+        return iggy.cluster_metadata_body("metavsr", nodes)
