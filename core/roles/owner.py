@@ -29,10 +29,9 @@ from domains.users_wire import STATUS_ACTIVE
 from net import iggy, wire
 
 SECTION_CHUNK_BYTES = 1 << 20
-_SECTIONS_HEADER = struct.Struct("<BQIQQQ")  # kind, op, view, timestamp, offset, total
+_SECTIONS_HEADER = struct.Struct("<BQIQQQ")  # Kind.SECTIONS, op, view, timestamp, offset, total
 _SECTION_ENTRY = struct.Struct("<BIQ")  # name length, version, size (SECTION_REUSED = reused)
 SECTION_REUSED = 0xFFFF_FFFF_FFFF_FFFF
-KIND_SECTIONS = 64  # owner -> snapshot: a chunk of the serialized sections of a checkpoint
 
 
 @dataclass
@@ -143,16 +142,16 @@ class Owner:
         blob = b"".join(parts)
         for offset in range(0, max(len(blob), 1), SECTION_CHUNK_BYTES):
             out.snapshot.append(_SECTIONS_HEADER.pack(
-                KIND_SECTIONS, op, self.view, self.last_timestamp_us, offset, len(blob))
+                Kind.SECTIONS, op, self.view, self.last_timestamp_us, offset, len(blob))
                 + blob[offset:offset + SECTION_CHUNK_BYTES])
         log.info("checkpoint_sections_cut", op=op, bytes=len(blob),
                  stall_ms=round((time.perf_counter() - started) * 1000, 3))
 
 
 def decode_sections_chunk(record: memoryview) -> tuple[int, int, int, int, int, memoryview]:
-    """(op, view, timestamp, offset, total, chunk) of a KIND_SECTIONS record."""
+    """(op, view, timestamp, offset, total, chunk) of a SECTIONS record."""
     kind, op, view, timestamp, offset, total = _SECTIONS_HEADER.unpack_from(record)
-    check(kind == KIND_SECTIONS, "not a sections chunk")
+    check(kind == Kind.SECTIONS, "not a sections chunk")
     return op, view, timestamp, offset, total, record[_SECTIONS_HEADER.size:]
 
 

@@ -8,13 +8,15 @@ with one unpack plus a memoryview slice.
 Rings and their records (producer -> consumer):
   inbound   net -> replication    CLIENT_REQUEST, PEER_FRAME
   outbound  replication -> net    SEND_PEER, BROADCAST, CLIENT_FRAME, VIEW
-  journal   replication -> journal (storage's own records)
-  durable   journal -> replication (storage's own records)
+  journal   replication -> journal  APPEND, TRUNCATE, PERSIST_VIEW
+  durable   journal -> replication  DURABLE, VIEW_PERSISTED
   apply     replication -> owner  APPLY (committed prepare), QUERY (read-index satisfied),
                                   TABLE_REPLY (retry of a committed request), CHECKPOINT
   owner_net net -> owner          QUERY (stale read), CREDENTIALS_QUERY
   replies   owner -> net          CLIENT_FRAME, CREDENTIALS
   applied   owner -> replication  APPLIED (op and each entry's result)
+  snapshot  owner -> snapshot     SECTIONS (chunks of a checkpoint's serialized sections)
+  snapshot_done snapshot -> replication  CHECKPOINT_DONE
 """
 
 from __future__ import annotations
@@ -43,6 +45,13 @@ class Kind(enum.IntEnum):
     #               [status u32][size u32] + result)
     VIEW = 12  # [view u32][primary u8][status u8]
     CHECKPOINT = 13  # [op u64]
+    APPEND = 32  # [seq u64][op u64] + prepare frame
+    TRUNCATE = 33  # [op u64]: drop every journal entry above op
+    PERSIST_VIEW = 34  # [view u32][log_view u32] + raw view headers
+    DURABLE = 35  # [seq u64]: every append up to seq is durable
+    VIEW_PERSISTED = 36  # [view u32][log_view u32]
+    CHECKPOINT_DONE = 37  # [op u64]
+    SECTIONS = 38  # [op u64][view u32][timestamp u64][offset u64][total u64] + chunk
 
 
 class Lookup(enum.IntEnum):
@@ -62,6 +71,8 @@ _RESULT = struct.Struct("<16sQBII")
 _CREDENTIALS = struct.Struct("<BIBIB")
 _OP = struct.Struct("<BQ")
 _VIEW = struct.Struct("<BIBB")
+_SEQ_OP = struct.Struct("<BQQ")
+_VIEWS = struct.Struct("<BII")
 
 
 def kind_of(record: memoryview | bytes) -> int:
@@ -161,8 +172,43 @@ def read_credentials(record: memoryview) -> tuple[int, bool, int, bool, memoryvi
     return conn, bool(found), user, bool(active), record[_CREDENTIALS.size:]
 
 
+def append(seq: int, op: int, frame: bytes | memoryview) -> bytes:
+    return _SEQ_OP.pack(Kind.APPEND, seq, op) + frame
+
+
+def read_append(record: memoryview) -> tuple[int, int, memoryview]:
+    _, seq, op = _SEQ_OP.unpack_from(record)
+    return seq, op, record[_SEQ_OP.size:]
+
+
+def truncate(op: int) -> bytes:
+    return _OP.pack(Kind.TRUNCATE, op)
+
+
+def persist_view(view_number: int, log_view: int, headers: list[bytes]) -> bytes:
+    return _VIEWS.pack(Kind.PERSIST_VIEW, view_number, log_view) + b"".join(headers)
+
+
+def read_views(record: memoryview) -> tuple[int, int, memoryview]:
+    """PERSIST_VIEW or VIEW_PERSISTED: (view, log_view, rest)."""
+    _, view_number, log_view = _VIEWS.unpack_from(record)
+    return view_number, log_view, record[_VIEWS.size:]
+
+
+def durable(seq: int) -> bytes:
+    return _OP.pack(Kind.DURABLE, seq)
+
+
+def view_persisted(view_number: int, log_view: int) -> bytes:
+    return _VIEWS.pack(Kind.VIEW_PERSISTED, view_number, log_view)
+
+
+def checkpoint_done(op: int) -> bytes:
+    return _OP.pack(Kind.CHECKPOINT_DONE, op)
+
+
 def read_op(record: memoryview) -> int:
-    """CHECKPOINT: the op."""
+    """CHECKPOINT, TRUNCATE, DURABLE (the seq) or CHECKPOINT_DONE: the number."""
     return _OP.unpack_from(record)[1]
 
 

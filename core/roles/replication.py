@@ -1,0 +1,164 @@
+"""The replication role: drives the sans-IO VSR core (core/vsr) with ring records and ticks.
+
+`Replication` turns ring records into core inputs and the core's actions into ring records,
+without touching rings itself (the process loop does), so it is tested with the real core, the
+real owner logic and real frames:
+
+  inbound (net)        CLIENT_REQUEST -> Receive (the connection is remembered per client)
+                       PEER_FRAME     -> Receive (checksums were verified by net)
+  durable (journal)    DURABLE        -> Durable;  VIEW_PERSISTED releases the view barrier
+  applied (owner)      APPLIED        -> Applied (results become replies on the primary)
+  snapshot_done        CHECKPOINT_DONE -> CheckpointDone
+
+  Send -> outbound SEND_PEER / BROADCAST     Append, Truncate, PersistView -> journal
+  Apply, Query, ReplyFromTable, Checkpoint -> apply (owner)     Reply -> outbound CLIENT_FRAME
+
+The view barrier: the core requires PersistView to be durable before any later action is
+carried out. Here the journal role makes it durable, so every action after a PersistView waits
+in `_deferred` until the journal's VIEW_PERSISTED arrives; inputs keep flowing into the core
+meanwhile (only their effects wait).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+
+from core import log
+from core.check import check
+from core.roles import records
+from core.roles.records import Kind
+from core.vsr.messages import (
+    Append, Applied, AppliedEntry, Apply, Checkpoint, CheckpointDone, Durable, PersistView,
+    Query, Receive, Reply, ReplyFromTable, RequestSnapshot, Send, Tick, Truncate,
+)
+from net import wire
+
+CLIENT_CONNECTIONS_MAX = 65_536  # client -> connection map; the oldest entries go first
+
+
+@dataclass
+class Outputs:
+    outbound: list[bytes] = field(default_factory=list)  # -> net
+    journal: list[bytes] = field(default_factory=list)  # -> journal
+    apply: list[bytes] = field(default_factory=list)  # -> owner
+
+
+class Replication:
+    def __init__(self, replica):
+        self.core = replica
+        self.clients: OrderedDict[bytes, int] = OrderedDict()
+        self._deferred: deque = deque()
+        self._barrier: tuple[int, int] | None = None
+        self._announced: tuple | None = None
+
+    # --- inputs -------------------------------------------------------------------------
+
+    def handle(self, record: memoryview, out: Outputs) -> None:
+        kind = records.kind_of(record)
+        if kind == Kind.CLIENT_REQUEST:
+            conn, _user, frame = records.read_client_request(record)
+            header = wire.decode_header(frame)
+            self._remember(header.client, conn)
+            self._step(Receive(header, bytes(frame[wire.HEADER_SIZE:]), frame=bytes(frame)), out)
+        elif kind == Kind.PEER_FRAME:
+            _sender, frame = records.read_replica_frame(record)
+            frame = bytes(frame)
+            self._step(Receive(wire.decode_header(frame), frame[wire.HEADER_SIZE:], frame=frame),
+                       out)
+        elif kind == Kind.DURABLE:
+            self._step(Durable(records.read_op(record)), out)
+        elif kind == Kind.VIEW_PERSISTED:
+            view, log_view, _ = records.read_views(record)
+            if self._barrier == (view, log_view):
+                self._barrier = None
+                self._run_deferred(out)
+        elif kind == Kind.APPLIED:
+            op, results = records.read_applied(record)
+            self._step(Applied(op, [AppliedEntry(client, request, operation, status, result)
+                                    for client, request, operation, status, result in results]),
+                       out)
+        elif kind == Kind.CHECKPOINT_DONE:
+            self._step(CheckpointDone(records.read_op(record)), out)
+        else:
+            check(False, f"replication got a record of kind {kind}")
+
+    def tick(self, out: Outputs) -> None:
+        self._step(Tick(), out)
+
+    # --- actions ------------------------------------------------------------------------
+
+    def _step(self, event, out: Outputs) -> None:
+        self._deferred.extend(self.core.step(event))
+        self._run_deferred(out)
+        self._announce_view(out)
+
+    def _run_deferred(self, out: Outputs) -> None:
+        deferred = self._deferred
+        while deferred and self._barrier is None:
+            action = deferred.popleft()
+            kind = type(action)
+            if kind is Send:
+                self._send(action, deferred, out)
+            elif kind is Append:
+                out.journal.append(records.append(action.seq, action.op, action.frame))
+            elif kind is Apply:
+                out.apply.append(records.apply(action.frame))
+            elif kind is Reply:
+                conn = self.clients.get(action.client)
+                if conn is not None:
+                    out.outbound.append(records.client_frame(conn, action.frame))
+            elif kind is Query:
+                conn = self.clients.get(action.header.client)
+                if conn is not None:
+                    out.apply.append(records.query(conn, _frame_of(action.header, action.body)))
+            elif kind is ReplyFromTable:
+                conn = self.clients.get(action.header.client)
+                if conn is not None:
+                    out.apply.append(records.table_reply(conn, _frame_of(action.header, b"")))
+            elif kind is Checkpoint:
+                out.apply.append(records.checkpoint(action.op))
+            elif kind is Truncate:
+                out.journal.append(records.truncate(action.op))
+            elif kind is PersistView:
+                out.journal.append(records.persist_view(action.view, action.log_view,
+                                                        action.headers))
+                self._barrier = (action.view, action.log_view)
+            else:
+                check(kind is RequestSnapshot, f"unknown core action {action!r}")
+                # State transfer is driven by the snapshot role (not wired yet): a replica
+                # that needs it stays behind and says so.
+                log.warning("state_transfer_needed", op=action.op, peer=action.peer)
+
+    def _send(self, action: Send, deferred: deque, out: Outputs) -> None:
+        # The core sends one frame object to each peer in turn: one BROADCAST record instead.
+        others = self.core.config.replica_count - 1
+        if others > 1 and len(deferred) >= others - 1 and all(
+                type(deferred[i]) is Send and deferred[i].frame is action.frame
+                for i in range(others - 1)) and len(
+                {action.to} | {deferred[i].to for i in range(others - 1)}) == others:
+            for _ in range(others - 1):
+                deferred.popleft()
+            out.outbound.append(records.broadcast(action.frame))
+            return
+        out.outbound.append(records.send_peer(action.to, action.frame))
+
+    def _announce_view(self, out: Outputs) -> None:
+        core = self.core
+        state = (core.view, core.primary_of(core.view), core.status == "normal")
+        if state != self._announced:
+            self._announced = state
+            record = records.view(*state)
+            out.outbound.append(record)
+            out.apply.append(record)
+
+    def _remember(self, client: bytes, conn: int) -> None:
+        clients = self.clients
+        clients[client] = conn
+        clients.move_to_end(client)
+        if len(clients) > CLIENT_CONNECTIONS_MAX:
+            clients.popitem(last=False)
+
+
+def _frame_of(header, body: bytes | memoryview) -> bytes:
+    return wire.encode(header._replace(size=0), body, checksums=False)
