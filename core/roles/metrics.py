@@ -165,7 +165,11 @@ COUNTER_NAMES = _counter_names()
 
 def _check_catalogue() -> None:
     families: dict[str, tuple[str, str]] = {}
+    counted: set[tuple[str | None, str]] = set()
     for metric in CATALOGUE:
+        check((metric.writer, metric.counter) not in counted,
+              f"{metric.name}: counter {metric.counter!r} of {metric.writer} is already used")
+        counted.add((metric.writer, metric.counter))
         check(metric.kind in KINDS, f"{metric.name}: kind {metric.kind!r}")
         check(metric.kind != "counter" or metric.name.endswith("_total"),
               f"{metric.name}: a counter's name ends with _total")

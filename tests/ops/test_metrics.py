@@ -180,14 +180,19 @@ def _wait_for_event(path, event: str, timeout_s: float = 30.0) -> dict:
     raise AssertionError(f"no {event} in the supervisor's log: {open(path).read()[-2000:]}")
 
 
-def test_supervisor_serves_metrics_that_move_between_scrapes(tmp_path):
-    cluster_id = 9202
+def _start_supervisor(tmp_path, cluster_id: int, metrics_address: str):
     log_path = tmp_path / "supervisor.log"
     code = (f"from tests.ops.metric_roles import run_supervisor; "
-            f"run_supervisor({cluster_id}, '127.0.0.1:0')")
+            f"run_supervisor({cluster_id}, {metrics_address!r})")
     with open(log_path, "w") as log_file:
         process = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stderr=log_file,
                                    env=dict(os.environ, NOTIFY_SOCKET=""))
+    return process, log_path
+
+
+def test_supervisor_serves_metrics_that_move_between_scrapes(tmp_path):
+    cluster_id = 9202
+    process, log_path = _start_supervisor(tmp_path, cluster_id, "127.0.0.1:0")
     try:
         port = _wait_for_event(log_path, "metrics_serving")["port"]
         _wait_for_event(log_path, "replica_ready")
@@ -214,3 +219,18 @@ def test_supervisor_serves_metrics_that_move_between_scrapes(tmp_path):
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=2)
     assert not [n for n in os.listdir("/dev/shm") if f"metavsr-{cluster_id}-" in n]
+
+
+def test_a_metrics_address_in_use_leaves_the_replica_running(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        address = "127.0.0.1:%d" % taken.getsockname()[1]
+        process, log_path = _start_supervisor(tmp_path, 9203, address)
+        try:
+            assert _wait_for_event(log_path, "metrics_unavailable")["address"] == address
+            _wait_for_event(log_path, "replica_ready")
+            assert process.poll() is None
+        finally:
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=30) == 0
