@@ -5,8 +5,9 @@ string, which role's counter block holds it (that role is its only writer, see
 shm/counters.py) and the counter's name in that block. Roles count into those counters; the
 supervisor renders a CounterTable snapshot with `render` and serves it (metrics_server.py).
 
-It owns names and rendering only: it never creates, writes or serves counters, and it reads
-nothing but the snapshot it is given. A sample whose block or counter is absent from the
+It owns names and rendering: it never creates or serves counters, and rendering reads nothing
+but the snapshot it is given. Its only write is `Histogram.observe`, for the role that owns
+the histogram (bucket choice belongs with the bounds). A sample whose block or counter is absent from the
 snapshot (a replica run with stand-in roles, or without the metric counters) is left out
 rather than invented as zero.
 
@@ -74,7 +75,7 @@ class Histogram:
 
 
 # fdatasync on SSDs takes tens of microseconds to a few milliseconds; on disks and busy
-# clouds, tens to hundreds. The bounds cover both so the +Inf bucket only holds stalls.
+# clouds, tens to hundreds of milliseconds. The bounds cover both so the +Inf bucket only holds stalls.
 FSYNC_BOUNDS_US = (50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000,
                    100_000, 250_000, 1_000_000)
 
@@ -171,6 +172,9 @@ def _check_catalogue() -> None:
               f"{metric.name}: counter {metric.counter!r} of {metric.writer} is already used")
         counted.add((metric.writer, metric.counter))
         check(metric.kind in KINDS, f"{metric.name}: kind {metric.kind!r}")
+        check(not isinstance(metric, Histogram) or
+              list(metric.bounds_us) == sorted(set(metric.bounds_us)),
+              f"{metric.name}: bucket bounds must be strictly ascending")
         check(metric.kind != "counter" or metric.name.endswith("_total"),
               f"{metric.name}: a counter's name ends with _total")
         seen = families.setdefault(metric.name, (metric.kind, metric.help))
