@@ -450,7 +450,8 @@ def _emit(args: argparse.Namespace, document, text: str | None) -> None:
         print(text)
 
 
-def _fail(args: argparse.Namespace, name: str, code: int | None, detail: str, exit_code: int) -> int:
+def _fail(args: argparse.Namespace, name: str, code: int | None, detail: str,
+          exit_code: int) -> int:
     print(f"metavsr ctl: {name}" + (f" (code {code})" if code is not None else "")
           + (f": {detail}" if detail else ""), file=sys.stderr)
     _emit(args, {"error": {"name": name, "code": code, "detail": detail}}, None)

@@ -120,8 +120,9 @@ def _topics_table(topics) -> str:
 
 
 def _stream(stream: sw.StreamDetails) -> str:
-    text = fields([("stream", f"{stream.id} {stream.name}"), ("created", timestamp(stream.created_at)),
-                   ("topics", stream.topics_count), ("options", options_text(stream.options))])
+    text = fields([("stream", f"{stream.id} {stream.name}"),
+                   ("created", timestamp(stream.created_at)), ("topics", stream.topics_count),
+                   ("options", options_text(stream.options))])
     return text + ("\n\n" + _topics_table(stream.topics) if stream.topics else "")
 
 
