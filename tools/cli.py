@@ -17,6 +17,7 @@ SUBCOMMANDS: dict[str, str] = {
     "sim": "tools.sim",
     "format": "tools.format",
     "inspect": "tools.inspect",
+    "loadgen": "tools.loadgen.command",
     "cpu-plan": "tools.cpu_plan",
     "ctl": "tools.ctl",
 }
