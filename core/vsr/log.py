@@ -13,11 +13,12 @@ that breaks the chain is stale and is replaced by the checksum its child demands
 
 from __future__ import annotations
 
+from core.vsr.view_change import FAULTY, NACK, PRESENT
 from net.wire import HEADER_SIZE
 
 
 class Log:
-    __slots__ = ("headers", "raw_headers", "frames", "wanted", "durable", "head",
+    __slots__ = ("headers", "raw_headers", "frames", "wanted", "durable", "faulty", "head",
                  "floor", "verified_from")
 
     def __init__(self, floor: int) -> None:
@@ -28,6 +29,9 @@ class Log:
         self.wanted: dict[int, int] = {}
         # op -> checksum of the copy that is durable in the journal.
         self.durable: dict[int, int] = {}
+        # Ops whose durable copy was found corrupt: once durable, maybe acknowledged, so
+        # this replica must never claim it did not prepare them until repaired.
+        self.faulty: set[int] = set()
         self.head = floor
         # Ops <= floor are behind the checkpoint or applied: never repaired, never changed.
         self.floor = floor
@@ -71,6 +75,7 @@ class Log:
             del self.wanted[stale]
         for stale in [o for o in self.durable if o > op]:
             del self.durable[stale]
+        self.faulty = {o for o in self.faulty if o <= op}
         self.head = max(op, self.floor)
 
     def walk_chain(self) -> list[int]:
@@ -117,6 +122,12 @@ class Log:
         raws.reverse()
         return raws
 
+    def dvc_status(self, op: int) -> int:
+        """What this replica can testify about the prepare it knows at op (view_change)."""
+        if self.durable.get(op) == self.headers[op].checksum:
+            return PRESENT
+        return FAULTY if op in self.faulty else NACK
+
     def missing(self) -> list[int]:
         """Ops in (floor, head] this replica cannot apply or serve yet, lowest first."""
         return [op for op in range(self.floor + 1, self.head + 1) if op not in self.frames]
@@ -129,3 +140,4 @@ class Log:
             del self.wanted[old]
         for old in [o for o in self.durable if o <= op]:
             del self.durable[old]
+        self.faulty = {o for o in self.faulty if o > op}

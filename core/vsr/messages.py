@@ -56,6 +56,10 @@ class VsrConfig:
     view_change_resend_ticks: int = 8
     request_start_view_timeout_ticks: int = 30
     repair_ticks: int = 3
+    # A primary whose oldest uncommitted prepare has not committed for this long abdicates:
+    # the next view change can prove (by nacks) that an op nobody can repair was never
+    # committed and drop it, where this view would wait forever.
+    primary_stall_ticks: int = 400
 
     def __post_init__(self) -> None:
         check(1 <= self.replica_count <= REPLICAS_MAX and self.replica_count % 2 == 1,
@@ -70,11 +74,13 @@ class VsrConfig:
               "journal_retention_ops must cover the pipeline")
         check(self.heartbeat_ticks < self.normal_timeout_ticks,
               "a backup must hear several heartbeats before it suspects the primary")
+        check(self.primary_stall_ticks > self.normal_timeout_ticks,
+              "a stalled primary abdicates only after backups would have suspected a dead one")
         for name in ("heartbeat_ticks", "prepare_resend_ticks", "normal_timeout_ticks",
                      "view_change_timeout_ticks", "view_change_resend_ticks",
                      "request_start_view_timeout_ticks", "repair_ticks", "tick_us",
                      "request_queue_max", "clients_max", "headers_reply_max",
-                     "repair_requests_max"):
+                     "repair_requests_max", "primary_stall_ticks"):
             check(getattr(self, name) >= 1, f"{name} must be positive")
 
     @property

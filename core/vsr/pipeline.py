@@ -11,19 +11,23 @@ from core.check import check
 
 
 class Pipeline:
-    __slots__ = ("quorum", "acks", "sent_tick", "primary")
+    __slots__ = ("quorum", "acks", "sent_tick", "primary", "progress_tick")
 
     def __init__(self, quorum: int, primary: int) -> None:
         self.quorum = quorum
         self.primary = primary
         self.acks: dict[int, set[int]] = {}
         self.sent_tick: dict[int, int] = {}
+        # When the oldest prepare in flight last changed (entered or committed).
+        self.progress_tick = 0
 
     def __len__(self) -> int:
         return len(self.acks)
 
     def push(self, op: int, tick: int) -> None:
         check(not self.acks or op == max(self.acks) + 1, "pipeline ops must be consecutive")
+        if not self.acks:
+            self.progress_tick = tick
         self.acks[op] = set()
         self.sent_tick[op] = tick
 
@@ -32,7 +36,7 @@ class Pipeline:
         if acks is not None:
             acks.add(replica)
 
-    def pop_committed(self) -> int | None:
+    def pop_committed(self, tick: int) -> int | None:
         """Pop the prefix acknowledged by a quorum that includes the primary's own durable copy;
         return its highest op. Ops commit in order: op k never commits before k - 1."""
         highest = None
@@ -44,7 +48,13 @@ class Pipeline:
             del self.acks[op]
             del self.sent_tick[op]
             highest = op
+        if highest is not None:
+            self.progress_tick = tick
         return highest
+
+    def stalled_since(self, tick: int) -> int:
+        """Ticks the oldest prepare in flight has waited to commit (0 when idle)."""
+        return tick - self.progress_tick if self.acks else 0
 
     def resend_due(self, tick: int, every_ticks: int, replica_count: int):
         """(op, replicas that have not acknowledged) for prepares unacknowledged too long."""

@@ -23,7 +23,9 @@ from core.vsr.messages import (
 )
 from core.vsr.pipeline import Pipeline
 from core.vsr.read_index import ReadIndex
-from core.vsr.view_change import DoViewChange, decode_headers, encode_headers, merge
+from core.vsr.view_change import (
+    DoViewChange, decode_dvc_body, decode_headers, encode_dvc_body, encode_headers, merge,
+)
 from net import batch as batch_codec
 from net.wire import (
     HEADER_SIZE, WIRE_VERSION, Command, FrameError, cluster_bytes, decode_header, encode,
@@ -153,6 +155,7 @@ class Replica:
             entry = rec.journal[op]
             if entry is None:
                 self.log.head = max(self.log.head, op)
+                self.log.faulty.add(op)
                 continue
             header = decode_header(entry)
             if len(entry) == header.size:
@@ -160,6 +163,7 @@ class Replica:
                 self.log.durable[op] = header.checksum
             else:
                 self.log.set_header(header, entry)
+                self.log.faulty.add(op)
         for op, (header, raw) in sorted(decode_headers(b"".join(rec.view_headers)).items()):
             if op > self.log.floor and self.log.checksum(op) != header.checksum:
                 self.log.set_header(header, raw)
@@ -240,6 +244,9 @@ class Replica:
         cfg = self.config
         if self.status == STATUS_NORMAL:
             if self.is_primary:
+                if self.pipeline.stalled_since(self.ticks) >= cfg.primary_stall_ticks:
+                    self._start_view_change(self.view + 1)
+                    return
                 if self.ticks - self.last_heartbeat_tick >= cfg.heartbeat_ticks:
                     self._heartbeat()
                 for op, missing in self.pipeline.resend_due(self.ticks, cfg.prepare_resend_ticks,
@@ -357,6 +364,7 @@ class Replica:
             header = self.log.headers.get(op)
             if header is not None and header.checksum == checksum and op in self.log.frames:
                 self.log.durable[op] = checksum
+                self.log.faulty.discard(op)
                 newly.append(op)
         if self.status != STATUS_NORMAL:
             return
@@ -380,7 +388,7 @@ class Replica:
             self._commit_pipeline()
 
     def _commit_pipeline(self) -> None:
-        committed = self.pipeline.pop_committed()
+        committed = self.pipeline.pop_committed(self.ticks)
         if committed is not None:
             # The pipeline holds exactly the ops above commit_max, so this only moves forward.
             check(committed > self.commit_max, "pipeline committed an op twice")
@@ -553,9 +561,14 @@ class Replica:
         self._send_do_view_change()
 
     def _own_dvc(self) -> DoViewChange:
-        raws = self.log.verified_headers(self.config.view_headers_max)
+        headers, status = decode_dvc_body(self._dvc_body())
         return DoViewChange(self.replica, self.log_view, self.log.head, self.commit_max,
-                            decode_headers(b"".join(raws)))
+                            headers, status)
+
+    def _dvc_body(self) -> bytes:
+        raws = self.log.verified_headers(self.config.view_headers_max)
+        return encode_dvc_body(raws, [self.log.dvc_status(decode_header(raw).op)
+                                      for raw in raws])
 
     def _send_do_view_change(self) -> None:
         primary = self.primary_of(self.view)
@@ -563,8 +576,7 @@ class Replica:
             self.dvcs[self.replica] = self._own_dvc()
             self._try_merge()
             return
-        raws = self.log.verified_headers(self.config.view_headers_max)
-        self._send(primary, Command.DO_VIEW_CHANGE, encode_headers(raws),
+        self._send(primary, Command.DO_VIEW_CHANGE, self._dvc_body(),
                    log_view=self.log_view, op=self.log.head, commit=self.commit_max,
                    checkpoint_op=self.checkpoint_op)
 
@@ -574,11 +586,12 @@ class Replica:
         if h.view != self.view or self.status != STATUS_VIEW_CHANGE or not self.is_primary:
             return
         try:
-            headers = decode_headers(body)
+            headers, status = decode_dvc_body(body)
         except FrameError:
             return
         self.svc_from.add(h.replica)
-        self.dvcs[h.replica] = DoViewChange(h.replica, h.log_view, h.op, h.commit, headers)
+        self.dvcs[h.replica] = DoViewChange(h.replica, h.log_view, h.op, h.commit, headers,
+                                            status)
         self._maybe_send_dvc()
         self._try_merge()
 

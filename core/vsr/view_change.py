@@ -6,12 +6,20 @@ holds replica state and never emits actions.
 Merge rule (DESIGN section 5): the log of the highest log_view wins, then the highest op. Every
 do_view_change carries only headers that chain down from its sender's head, so all headers of
 the winning log_view agree (they are prefixes of one primary's log). Below any known header the
-log is known by the hash chain (the child's parent names it). What may be unknown is a top
-segment above the highest known header: the winning replica's head entries whose headers it
-lost to corruption. Those ops are truncated only when a quorum of the do_view_change senders
-prove they never prepared them (their head is below); otherwise the view change waits, because
-a quorum of durable copies (an acknowledged, maybe committed op) may hide behind that
-corruption.
+log is known by the hash chain (the child's parent names it).
+
+Discarding an uncommitted op needs proof, never the absence of evidence. A sender NACKS op k
+(of the canonical identity) when k is above its head, when it holds another prepare at k, or
+when it knows k's header but never held k durably and did not lose it to corruption. A
+committed op is durable on a quorum, so it can collect at most n - quorum nacks: an op with a
+quorum of nacks was never committed, nor was any op above it (commits are a prefix). So:
+  - a top segment whose headers nobody can name (the winner lost them to corruption) is cut
+    only with a quorum of nacks, else the view change waits;
+  - the lowest op of the suffix with a quorum of nacks and everything above it are cut (an op
+    whose only durable copy is corrupt, and that a quorum never had, would otherwise block the
+    log forever).
+A corrupt local entry is reported as such, never as a nack, so it can never erase an op that
+was acknowledged.
 """
 
 from __future__ import annotations
@@ -19,7 +27,13 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from core.check import check
-from net.wire import HEADER_SIZE, FrameError, decode_header, header_checksum_ok, Command
+from net.wire import HEADER_SIZE, Command, FrameError, decode_header, header_checksum_ok
+
+
+# Per-header status in a do_view_change body.
+PRESENT = 1  # durable here
+NACK = 0  # header known, never durable here, not lost to corruption
+FAULTY = 2  # was durable here but the copy is corrupt: proves nothing either way
 
 
 class DoViewChange(NamedTuple):
@@ -28,6 +42,7 @@ class DoViewChange(NamedTuple):
     op: int
     commit: int
     headers: dict  # op -> (header, raw bytes)
+    status: dict  # op -> PRESENT | NACK | FAULTY
 
 
 class Merged(NamedTuple):
@@ -38,6 +53,24 @@ class Merged(NamedTuple):
 
 def encode_headers(raws: list[bytes]) -> bytes:
     return b"".join(raws)
+
+
+def encode_dvc_body(raws: list[bytes], statuses: list[int]) -> bytes:
+    """The headers, then one status byte per header."""
+    check(len(raws) == len(statuses), "one status per header")
+    return b"".join(raws) + bytes(statuses)
+
+
+def decode_dvc_body(body: bytes | memoryview) -> tuple[dict, dict]:
+    count, extra = divmod(len(body), HEADER_SIZE + 1)
+    if extra:
+        raise FrameError(f"do_view_change body of {len(body)} bytes is malformed")
+    headers = decode_headers(body[:count * HEADER_SIZE])
+    raw_status = bytes(body[count * HEADER_SIZE:])
+    if len(headers) != count or any(s not in (PRESENT, NACK, FAULTY) for s in raw_status):
+        raise FrameError("bad do_view_change header statuses")
+    ops = sorted(headers)
+    return headers, dict(zip(ops, raw_status))
 
 
 def decode_headers(body: bytes | memoryview) -> dict:
@@ -53,6 +86,18 @@ def decode_headers(body: bytes | memoryview) -> dict:
         header = decode_header(raw)
         headers[header.op] = (header, raw)
     return headers
+
+
+def _nacks(dvcs: list[DoViewChange], op: int, checksum: int) -> int:
+    count = 0
+    for d in dvcs:
+        if op > d.op:
+            count += 1
+            continue
+        pair = d.headers.get(op)
+        if pair is not None and (pair[0].checksum != checksum or d.status.get(op) == NACK):
+            count += 1
+    return count
 
 
 def merge(dvcs: list[DoViewChange], quorum: int) -> Merged | None:
@@ -77,7 +122,12 @@ def merge(dvcs: list[DoViewChange], quorum: int) -> Merged | None:
         if nacks < quorum:
             return None
         head = known_top
-    # Every committed op is in the log of the highest log_view, and the nack rule only cuts
+    for op in range(commit + 1, head + 1):
+        checksum = headers[op][0].checksum if op in headers else None
+        if checksum is not None and _nacks(dvcs, op, checksum) >= quorum:
+            head = op - 1  # op was never committed, so nothing above it was either
+            break
+    # Every committed op is in the log of the highest log_view, and the nack rules only cut
     # ops a quorum never prepared (so never committed): the merged head covers every commit.
     check(commit <= head, f"merged head {head} below a known commit {commit}")
     return Merged(head=head, commit=commit,

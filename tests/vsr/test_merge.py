@@ -1,6 +1,6 @@
 """View-change merge rules, alone (core/vsr/view_change.py)."""
 
-from core.vsr.view_change import DoViewChange, merge
+from core.vsr.view_change import FAULTY, NACK, PRESENT, DoViewChange, merge
 from net.wire import Command, cluster_bytes, decode_header, encode, make_header
 
 
@@ -17,8 +17,10 @@ def chain(length, salt=b"", start_parent=0, start_op=1, view=0):
     return out
 
 
-def dvc(replica, log_view, headers, op=None, commit=0):
-    return DoViewChange(replica, log_view, max(headers) if op is None else op, commit, headers)
+def dvc(replica, log_view, headers, op=None, commit=0, status=None):
+    status = status or {o: PRESENT for o in headers}
+    return DoViewChange(replica, log_view, max(headers) if op is None else op, commit, headers,
+                        status)
 
 
 def test_highest_log_view_wins_over_a_longer_log():
@@ -56,3 +58,23 @@ def test_merged_commit_is_the_highest_commit_seen():
     log = chain(4)
     merged = merge([dvc(0, 1, log, commit=2), dvc(1, 1, log, commit=3)], quorum=2)
     assert merged.commit == 3
+
+
+def test_an_op_a_quorum_never_held_is_cut_with_everything_above_it():
+    log = chain(6)
+    # Op 4's only durable copy is corrupt on replica 0; replicas 1 and 2 know its header but
+    # never held it durably (they nack it). Op 5 and 6 may be durable elsewhere: still cut,
+    # because op 4 was never committed so nothing above it was.
+    corrupt = dvc(0, 2, log, status={**{o: PRESENT for o in log}, 4: FAULTY})
+    nack_a = dvc(1, 2, log, status={**{o: PRESENT for o in log}, 4: NACK})
+    nack_b = dvc(2, 2, {o: log[o] for o in range(1, 4)}, op=3)
+    merged = merge([corrupt, nack_a, nack_b], quorum=2)
+    assert merged.head == 3
+
+
+def test_a_faulty_copy_is_never_counted_as_a_nack():
+    log = chain(6)
+    corrupt_a = dvc(0, 2, log, status={**{o: PRESENT for o in log}, 4: FAULTY})
+    corrupt_b = dvc(1, 2, log, status={**{o: PRESENT for o in log}, 4: FAULTY})
+    merged = merge([corrupt_a, corrupt_b], quorum=2)
+    assert merged.head == 6
