@@ -1,16 +1,21 @@
 """`metavsr cpu-plan`: its tables parse as TOML and pass the config's [cpu] validation on this
-machine, and the placement keeps the busiest ring pairs apart on any number of CPUs."""
+machine, the placement keeps the busiest ring pairs apart on any number of CPUs, and a
+supervisor given the planned table pins every role to it (read back from /proc)."""
 
 from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
+import signal
 import tomllib
 
 import pytest
 
 from core.config import ROLES, parse
+from core.roles.wiring import ROLES as ROLE_PROCESSES
+from tests.ops.metric_roles import start_supervisor, wait_for_event
 from tools import cli
 from tools.cpu_plan import HOT_ROLES, plan
 
@@ -75,3 +80,34 @@ def test_placement_on_any_number_of_cpus(cpu_count, replicas):
         assert sum(map(len, everything)) == len(set().union(*everything))
     if cpu_count <= 2 and replicas > 1:  # sharing: hot roles rotated, not stacked
         assert len({table["net"][0] for table in tables}) == cpu_count
+
+
+def _allowed_cpus(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/status") as status:
+        text = next(line for line in status if line.startswith("Cpus_allowed_list:"))
+    cpus: list[int] = []
+    for part in text.split(":")[1].strip().split(","):
+        low, _, high = part.partition("-")
+        cpus.extend(range(int(low), int(high or low) + 1))
+    return cpus
+
+
+def test_supervisor_pins_every_role_to_the_planned_table(tmp_path):
+    table = plan(sorted(os.sched_getaffinity(0)), replicas=1)[0][0]
+    cpu = {role: tuple(cpus) for role, cpus in table.items()}
+    process, log_path = start_supervisor(tmp_path, 9204, "", roles=ROLE_PROCESSES, cpu=cpu)
+    try:
+        wait_for_event(log_path, "replica_ready")
+        spawned = {}
+        with open(log_path) as log_file:
+            for line in log_file:
+                if '"event":"role_spawned"' in line:
+                    event = json.loads(line)
+                    spawned[event["role_name"]] = event["pid"]
+        assert set(spawned) == set(ROLE_PROCESSES)
+        for role, pid in spawned.items():
+            assert _allowed_cpus(pid) == table[role], role
+        assert _allowed_cpus(process.pid) == table["supervisor"]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0

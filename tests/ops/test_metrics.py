@@ -4,12 +4,9 @@ HTTP endpoint's bounds, and a supervisor with stand-in roles scraped over a real
 from __future__ import annotations
 
 import http.client
-import json
 import os
 import signal
 import socket
-import subprocess
-import sys
 import time
 
 import pytest
@@ -21,9 +18,8 @@ from core.roles.supervisor import ROLE_COUNTERS
 from core.roles.wiring import RINGS, ROLES
 from shm import naming
 from shm.counters import CounterTable
+from tests.ops.metric_roles import start_supervisor, wait_for_event
 from tests.ops.prometheus_text import parse
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @pytest.fixture
@@ -169,33 +165,12 @@ def test_server_answers_metrics_404_and_bounded_requests_and_survives_errors():
         socket.create_connection(("127.0.0.1", port), timeout=2)
 
 
-def _wait_for_event(path, event: str, timeout_s: float = 30.0) -> dict:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        with open(path) as log_file:
-            for line in log_file:
-                if f'"event":"{event}"' in line:
-                    return json.loads(line)
-        time.sleep(0.05)
-    raise AssertionError(f"no {event} in the supervisor's log: {open(path).read()[-2000:]}")
-
-
-def _start_supervisor(tmp_path, cluster_id: int, metrics_address: str):
-    log_path = tmp_path / "supervisor.log"
-    code = (f"from tests.ops.metric_roles import run_supervisor; "
-            f"run_supervisor({cluster_id}, {metrics_address!r})")
-    with open(log_path, "w") as log_file:
-        process = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stderr=log_file,
-                                   env=dict(os.environ, NOTIFY_SOCKET=""))
-    return process, log_path
-
-
 def test_supervisor_serves_metrics_that_move_between_scrapes(tmp_path):
     cluster_id = 9202
-    process, log_path = _start_supervisor(tmp_path, cluster_id, "127.0.0.1:0")
+    process, log_path = start_supervisor(tmp_path, cluster_id, "127.0.0.1:0")
     try:
-        port = _wait_for_event(log_path, "metrics_serving")["port"]
-        _wait_for_event(log_path, "replica_ready")
+        port = wait_for_event(log_path, "metrics_serving")["port"]
+        wait_for_event(log_path, "replica_ready")
         first = parse(_get(port, "/metrics")[2].decode())
         # A bad client in between must not disturb the supervisor or the next scrape.
         _raw(port, b"\xff" * 100)
@@ -226,10 +201,10 @@ def test_a_metrics_address_in_use_leaves_the_replica_running(tmp_path):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         address = "127.0.0.1:%d" % taken.getsockname()[1]
-        process, log_path = _start_supervisor(tmp_path, 9203, address)
+        process, log_path = start_supervisor(tmp_path, 9203, address)
         try:
-            assert _wait_for_event(log_path, "metrics_unavailable")["address"] == address
-            _wait_for_event(log_path, "replica_ready")
+            assert wait_for_event(log_path, "metrics_unavailable")["address"] == address
+            wait_for_event(log_path, "replica_ready")
             assert process.poll() is None
         finally:
             process.send_signal(signal.SIGTERM)
