@@ -107,7 +107,9 @@ def render(cpus: list[int], replicas: int) -> str:
         lines.append("# Too few CPUs for each replica and the load generator to have their own: "
                      "they share" + (", each replica rotated by one core." if replicas > 1 else "."))
         lines.append("# Measure throughput with the load generator on another host.")
-    lines.append(f"# Load generator: taskset -c {','.join(map(str, loadgen))} metavsr loadgen ...")
+    # One loadgen process per CPU: each is a single Python thread.
+    lines.append(f"# Load generator: taskset -c {','.join(map(str, loadgen))} "
+                 f"metavsr loadgen --processes {len(loadgen)} ...")
     for index, table in enumerate(tables):
         lines.append("")
         lines.append(f"# --- replica {index} of {replicas} on this host: "
