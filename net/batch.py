@@ -23,11 +23,12 @@ from __future__ import annotations
 import struct
 from typing import NamedTuple
 
+from core.check import check
 from net.wire import FrameError
 
 ENTRY_HEADER = struct.Struct("<16sQQBII")
 ENTRY_HEADER_SIZE = ENTRY_HEADER.size
-assert ENTRY_HEADER_SIZE == 41
+check(ENTRY_HEADER_SIZE == 41, "batch entry header layout")
 
 
 class BatchEntry(NamedTuple):

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from core.check import check
+from net.wire import FRAME_SIZE_MAX, HEADER_SIZE
 
 REPLICAS_MAX = 7
 PIPELINE_MAX_LIMIT = 256
@@ -74,6 +75,12 @@ class VsrConfig:
               "journal_retention_ops must cover the pipeline")
         check(self.heartbeat_ticks < self.normal_timeout_ticks,
               "a backup must hear several heartbeats before it suspects the primary")
+        check(self.batch_bytes_max + HEADER_SIZE <= FRAME_SIZE_MAX,
+              "a full batch must fit in one prepare frame")
+        check(HEADER_SIZE + self.view_headers_max * (HEADER_SIZE + 1) <= FRAME_SIZE_MAX and
+              HEADER_SIZE + self.headers_reply_max * HEADER_SIZE <= FRAME_SIZE_MAX,
+              "view-change and repair header lists must fit in one frame")
+        check(self.batch_max < 1 << 16, "request_count is a u16 in the prepare header")
         check(self.primary_stall_ticks > self.normal_timeout_ticks,
               "a stalled primary abdicates only after backups would have suspected a dead one")
         for name in ("heartbeat_ticks", "prepare_resend_ticks", "normal_timeout_ticks",
