@@ -231,3 +231,29 @@ def test_writer_loop_refuses_a_group_beyond_the_recovery_window(data_dir):
     with pytest.raises(InvariantError, match="in one group"):
         run_journal_writer(data_dir.journal, lambda limit: queued.pop(0) if queued else None,
                            lambda op: None, in_flight_ops_max=IN_FLIGHT_OPS)
+
+
+def test_a_log_behind_an_installed_checkpoint_restarts_after_it(data_dir):
+    append_synced(data_dir.journal, make_chain(1, 10))
+    superblock = data_dir.superblock()
+    superblock.update(checkpoint_op=50)  # a snapshot from a peer was installed at op 50
+    superblock.close()
+    recovery = data_dir.reopen()
+    assert (recovery.op_min, recovery.op_max, recovery.faults) == (51, 50, ())
+    append_synced(data_dir.journal, make_chain(51, 5, parent=1234))
+    recovery = data_dir.reopen()
+    assert (recovery.op_max, recovery.faults) == (55, ())
+
+
+def test_segmented_two_damaged_headers_in_a_row_are_two_faults(data_dir):
+    if data_dir.backend != "segmented":
+        pytest.skip("segmented resync")
+    frames = make_chain(1, 12, 256)
+    append_synced(data_dir.journal, frames, batch=12)
+    path, offset = data_dir.journal.locate(3)
+    flip_bit(path, offset + 49)  # op 3's size
+    flip_bit(path, offset + 256 + 49)  # op 4's size
+    recovery = data_dir.reopen()
+    assert [f.op for f in recovery.faults] == [3, 4]
+    assert recovery.faults[1].expected_checksum == wire.frame_checksum(frames[3])
+    assert data_dir.journal.read(5) == frames[4]
