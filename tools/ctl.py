@@ -312,13 +312,13 @@ def _delete_group(client, args):
     return client.delete_consumer_group(args.stream, args.topic, args.group)
 
 
-@command("create-user", "create a user", arg("username"),
+@command("create-user", "create a user", arg("new_username", metavar="USERNAME"),
          arg("--password-file", dest="new_password_file", required=True, metavar="FILE",
              help="file whose first line is the new user's password"),
          arg("--status", choices=tuple(STATUSES), default="active"), *PERMISSIONS, OPTION)
 def _create_user(client, args):
     password = cluster_files.read_secret_file(args.new_password_file)
-    return client.create_user(args.username, password, STATUSES[args.status],
+    return client.create_user(args.new_username, password, STATUSES[args.status],
                               _permissions(args), dict(args.option))
 
 
@@ -332,11 +332,12 @@ def _list_users(client, args):
     return client.get_users(stale=args.stale)
 
 
-@command("update-user", "rename a user or change its status", USER, arg("--username"),
-         arg("--status", choices=tuple(STATUSES)), OPTION)
+@command("update-user", "rename a user or change its status", USER,
+         arg("--new-username", metavar="USERNAME"), arg("--status", choices=tuple(STATUSES)),
+         OPTION)
 def _update_user(client, args):
     status = STATUSES[args.status] if args.status else None
-    return client.update_user(args.user, args.username, status, dict(args.option))
+    return client.update_user(args.user, args.new_username, status, dict(args.option))
 
 
 @command("update-permissions", "replace a user's permissions (--none: no permissions)", USER,

@@ -8,7 +8,7 @@ import re
 
 from domains import permissions as P
 from domains.codec import U64_MAX
-from net import iggy
+from net import iggy, wire
 from net.client import ClientError
 from net.operations import MetadataClient
 from tests.conftest import load_sdk_calls
@@ -28,6 +28,19 @@ def frames():
 def calls(method: str) -> list[dict]:
     """The recorded calls of one SDK method (the part of the name before any [variant])."""
     return [call for call in load_sdk_calls() if call["method"].split("[")[0] == method]
+
+
+def call_replies(method: str) -> list[bytes]:
+    """The reply frames of the recorded call named exactly `method`."""
+    for call in load_sdk_calls():
+        if call["method"] == method:
+            return [bytes.fromhex(frame["reply_hex"]) for frame in call["frames"]]
+    raise AssertionError(f"no {method} recorded")
+
+
+def ok_reply(body: bytes = b"\x00\x00\x00\x00") -> bytes:
+    """A success Reply frame (default: an empty result section, as a write without result)."""
+    return wire.encode(wire.make_header(wire.Command.REPLY), body, checksums=False)
 
 
 def reply_payload(frame: dict) -> bytes:

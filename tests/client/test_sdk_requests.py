@@ -14,7 +14,7 @@ from domains import streams_wire as sw
 from net import wire
 from net.iggy import Code, Operation
 from net.operations import MetadataClient, OperationError, ident
-from tests.client.sdk import HEADER, Replay, invoke, load_sdk_calls
+from tests.client.sdk import HEADER, Replay, invoke, load_sdk_calls, ok_reply
 
 
 def _replayed():
@@ -67,19 +67,14 @@ def test_every_metadata_call_builds_the_sdks_request_and_reads_its_reply():
 
 def test_delete_token_body_is_the_sdks_layout():
     # Protocol section 9 [S]: send_binary_request(43, n8 name) -> op 147, body as given.
-    client = Replay([_ok_reply()])
+    client = Replay([ok_reply()])
     client.delete_token("ci-1")
     assert client.sent[0][HEADER:] == bytes.fromhex("0463692d31")
     assert wire.decode_header(client.sent[0]).operation == Operation.DELETE_PERSONAL_ACCESS_TOKEN
 
 
-def _ok_reply(body: bytes = b"\x00\x00\x00\x00") -> bytes:
-    header = wire.make_header(wire.Command.REPLY)
-    return wire.encode(header, body, checksums=False)
-
-
 def test_stale_reads_set_the_consistency_byte():
-    client = Replay([_ok_reply(b"")])
+    client = Replay([ok_reply(b"")])
     assert client.get_streams(stale=True) == []
     header = wire.decode_header(client.sent[0])
     assert (header.code, header.consistency) == (Code.GET_STREAMS, 1)
