@@ -23,6 +23,3 @@ class SuperblockError(StorageError):
 class SnapshotError(StorageError):
     """No copy of the checkpoint the superblock names is valid."""
 
-
-class JournalError(StorageError):
-    """The journal files cannot be read as a journal at all (not one bad entry: see Fault)."""

@@ -42,13 +42,3 @@ def fsync_dir(path: str | os.PathLike) -> None:
     finally:
         os.close(fd)
 
-
-def write_file_durably(path: str | os.PathLike, data: bytes) -> None:
-    """Create (or replace) path with data, fsynced, and its directory entry fsynced."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        write_all_at(fd, data, 0)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    fsync_dir(os.path.dirname(os.path.abspath(path)))
