@@ -10,6 +10,7 @@ bodies, which only the client library decodes, fail with `MalformedResult` inste
 
 from __future__ import annotations
 
+import functools
 import struct
 
 from domains.errors import (
@@ -237,6 +238,7 @@ def result_decoder(decode):
     """Wrap a decoder of a whole result body: every failure becomes `MalformedResult` naming the
     layout. The wrapped function takes `bytes` and must consume the body exactly."""
 
+    @functools.wraps(decode)
     def wrapper(payload: bytes):
         try:
             return decode(bytes(payload))
@@ -245,9 +247,6 @@ def result_decoder(decode):
         except (struct.error, UnicodeDecodeError, ValueError) as error:
             raise MalformedResult(f"{decode.__name__}: {error}") from None
 
-    wrapper.__name__ = decode.__name__
-    wrapper.__qualname__ = decode.__qualname__
-    wrapper.__doc__ = decode.__doc__
     return wrapper
 
 
