@@ -48,6 +48,8 @@ SECTION_NAME_BYTES_MAX = 32
 SECTION_SIZE_BYTES_MAX = 1 << 36
 SECTION_ALIGN_BYTES = 4096
 FILE_PREFIX = "checkpoint-"
+RECEIVE_PREFIX = "receive-"
+CHUNK_SIZE_BYTES_MAX = 1 << 20  # a chunk rides in one frame (net.wire.FRAME_SIZE_MAX)
 _FIXED = struct.Struct("<Q8sIII4xQI4xQQ")
 _TABLE_OFFSET = 128
 _ENTRY = struct.Struct("<32sI4xQQQ")
@@ -241,11 +243,61 @@ class SnapshotStore:
         return Checkpoint(header, {n: (v, d) for n, v, d, _ in resolved}, ())
 
     def remove_other_than(self, op: int) -> None:
-        """Delete every checkpoint file not of op (after the superblock names op), durably."""
+        """Delete every checkpoint and received file not of op (once the superblock names op)."""
         removed = False
         for name in os.listdir(self.directory):
-            if name.startswith(FILE_PREFIX) and int(name[len(FILE_PREFIX):].split(".")[0]) != op:
+            prefix = FILE_PREFIX if name.startswith(FILE_PREFIX) else RECEIVE_PREFIX
+            if name.startswith(prefix) and int(name[len(prefix):].split(".")[0]) != op:
                 os.unlink(os.path.join(self.directory, name))
                 removed = True
         if removed:
             fsync_dir(self.directory)
+
+    # -- state transfer (DESIGN section 5): serve chunks, receive into .part, install ---------
+
+    def chunk(self, op: int, checksum: int, offset: int, size_bytes: int) -> bytes:
+        """Bytes [offset, offset + size_bytes) of a copy of (op, checksum) whose header
+        verifies; the receiver verifies every section once it has the whole file."""
+        check_range(size_bytes, 1, CHUNK_SIZE_BYTES_MAX, "chunk size")
+        for copy in range(SNAPSHOT_COPIES):
+            try:
+                fd = os.open(self.path(op, copy), os.O_RDONLY)
+            except FileNotFoundError:
+                continue
+            try:
+                header = decode_header(read_exact_at(fd, _align(_HEADER_SIZE_MAX), 0))
+                if header.checksum == checksum:
+                    return read_exact_at(fd, min(size_bytes, header.total_size - offset), offset)
+            except SnapshotError:
+                continue
+            finally:
+                os.close(fd)
+        raise SnapshotError(f"no copy of checkpoint op={op} to serve")
+
+    def receive_path(self, op: int) -> str:
+        return os.path.join(self.directory, f"{RECEIVE_PREFIX}{op:020d}.part")
+
+    def receive_chunk(self, op: int, offset: int, data: bytes) -> None:
+        """Write a received chunk into the .part file (not durable, not trusted yet)."""
+        fd = os.open(self.receive_path(op), os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            write_all_at(fd, data, offset)
+        finally:
+            os.close(fd)
+
+    def install_received(self, op: int, checksum: int) -> Checkpoint:
+        """Verify the whole .part file against (op, checksum), then write it as the 3 copies
+        of checkpoint op (byte-identical: same format, same sections). The caller then names
+        it in the superblock (SnapshotWriter.install)."""
+        part = self.receive_path(op)
+        status, sections = read_copy(part, 0, checksum, True)
+        if status.problem:
+            raise SnapshotError(f"received checkpoint op={op} does not verify: {status.problem}")
+        header = status.header
+        check(header.op == op, f"received checkpoint is op {header.op}, expected {op}")
+        written = self.write(op, header.view, header.timestamp,
+                             {name: sections[name] for name in sections}, None)
+        check(written.header.checksum == checksum, "rewritten checkpoint differs from received")
+        os.unlink(part)
+        fsync_dir(self.directory)
+        return written

@@ -49,6 +49,18 @@ class SnapshotWriter:
         return written
 
 
+    def install(self, op: int, checksum: int) -> Checkpoint:
+        """Install a checkpoint received from a peer (state transfer) in the same order: its 3
+        copies, then the superblock, then older files go. The journal role then releases its
+        log up to op (TruncatePrefix(op): appends restart after it)."""
+        check(op > self.superblock.state.checkpoint_op, "installed checkpoint must be newer")
+        installed = self.store.install_received(op, checksum)
+        self.superblock.update(checkpoint_op=op, checkpoint_checksum=checksum)
+        self.store.remove_other_than(op)
+        self.current = installed
+        return installed
+
+
 def run_snapshot_writer(writer: SnapshotWriter,
                         take: Callable[[], SnapshotRequest | None],
                         report_done: Callable[[int, int], None]) -> None:

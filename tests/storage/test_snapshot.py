@@ -126,3 +126,38 @@ def test_the_snapshot_writer_runs_in_its_own_process_and_reports_each_checkpoint
     assert recovered.superblock.state.checkpoint_checksum == done[-1][1]
     assert recovered.checkpoint.sections == {"streams": (1, bytes([30]) * 10000),
                                              "users": (1, b"u" * 100)}
+
+
+def test_a_checkpoint_sent_in_chunks_installs_on_another_replica(tmp_path, root):
+    sender = writer_for(root)
+    sent = sender.checkpoint(SnapshotRequest(300, 2, 77, SECTIONS))
+    receiver_root = str(tmp_path / "receiver")
+    format_small(receiver_root, "ring")
+    receiver = writer_for(receiver_root)
+    total, offset = sent.header.total_size, 0
+    while offset < total:
+        data = sender.store.chunk(300, sent.header.checksum, offset, 8192)
+        receiver.store.receive_chunk(300, offset, data)
+        offset += len(data)
+    receiver.install(300, sent.header.checksum)
+    recovered = recover_storage(receiver_root, cluster=CLUSTER_TEST, replica=0,
+                                in_flight_ops_max=8)
+    assert recovered.checkpoint.sections == SECTIONS
+    assert recovered.superblock.state.checkpoint_op == 300
+    assert recovered.journal_recovery.op_max == 300  # the log restarts after the checkpoint
+    assert sorted(os.listdir(Paths(receiver_root).snapshots)) == [
+        f"checkpoint-{300:020d}.{copy}" for copy in range(SNAPSHOT_COPIES)]
+
+
+def test_a_corrupt_received_checkpoint_is_refused_and_nothing_changes(tmp_path, root):
+    sent = writer_for(root).checkpoint(SnapshotRequest(300, 2, 77, SECTIONS))
+    receiver_root = str(tmp_path / "receiver")
+    format_small(receiver_root, "segmented")
+    receiver = writer_for(receiver_root)
+    data = bytearray(SnapshotStore(Paths(root).snapshots).chunk(300, sent.header.checksum, 0,
+                                                                sent.header.total_size))
+    data[5000] ^= 1
+    receiver.store.receive_chunk(300, 0, bytes(data))
+    with pytest.raises(SnapshotError, match="does not verify"):
+        receiver.install(300, sent.header.checksum)
+    assert receiver.superblock.state.checkpoint_op == 0
