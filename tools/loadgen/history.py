@@ -77,6 +77,7 @@ class HistoryWriter:
     def flush(self) -> None:
         if self._lines:
             self._file.write(b"\n".join(self._lines) + b"\n")
+            self._file.flush()  # one write per batch: a crashed worker loses one batch at most
             self._lines.clear()
 
     def close(self) -> None:
