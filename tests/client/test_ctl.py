@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 
 import orjson
@@ -12,7 +13,9 @@ import pytest
 from domains import permissions as P
 from domains.codec import U64_MAX
 from net import wire
+from net.client import Client
 from net.iggy import Operation
+from net.operations import MetadataClient
 from tests.client.sdk import Replay, call_replies, load_sdk_calls, ok_reply
 from tools import cluster_files, ctl
 
@@ -345,3 +348,13 @@ def test_ctl_arguments_build_the_sdks_requests(tmp_path, capsys):
         call_replies("update_topic[all_options]"), capsys)
     assert code == 0
     assert client.sent[0][256:] == _sdk_body("update_topic[all_options]")
+
+
+def test_every_client_operation_has_a_subcommand():
+    operations = {name for name, _ in inspect.getmembers(MetadataClient, inspect.isfunction)
+                  if not name.startswith("_") and name not in vars(Client)}
+    source = inspect.getsource(ctl)
+    # login/logout: every invocation logs in and out (the `login` subcommand shows the session).
+    unused = {name for name in operations if f"client.{name}(" not in source}
+    assert unused == set(), unused
+    assert len(ctl.COMMANDS) == len(operations) + 1  # + login
