@@ -7,13 +7,17 @@ blocks that already exist and fdatasync never has to journal a size or extent ch
 writes a slot whose current op is above the released prefix (the checkpoint), and never writes
 a header before its prepare is durable.
 
-Hot path: append pwrites each frame into its slot; sync() pwrites the due headers (one call per
-contiguous run) and does one fdatasync. (A shared mmap was tried and measured slower: re-dirtying
-a page after writeback costs a write-protect fault per page and sync.) Ordering, the reason a header is trustworthy: the headers of
-the prepares made durable by sync N are copied into the header region during sync N+1, so they
-reach the disk together with the next batch, one fdatasync for both. A valid header therefore
-proves its prepare was durable: a header whose slot does not verify is a fault (corrupt after
-the fact), whereas a bad slot without its header may be a torn write (cut if in the window).
+Hot path: append pwrites each frame into its slot (one syscall per prepare: slots are not
+contiguous, see append); sync() pwrites the due headers (one call per contiguous run) and does
+one fdatasync. Reads go through a read-only mmap. (Writing through a shared mmap was measured
+slower: re-dirtying a page after writeback costs a write-protect fault per page and sync.)
+
+Ordering, the reason a header is trustworthy: the headers of the prepares made durable by sync
+N are written into the header region during sync N+1, so they reach the disk together with the
+next batch, one fdatasync for both. A valid header therefore proves its prepare was durable: a
+header whose slot does not verify is a fault (corrupt after the fact), whereas a bad slot
+without its header may be a torn write (cut if in the window). The header region lags the
+slots by at most one batch; recovery rewrites the missing headers from their valid prepares.
 """
 
 from __future__ import annotations
