@@ -1,10 +1,11 @@
 """`metavsr loadgen`: the command line of the multiprocess load generator.
 
-Owns: the arguments and their checks, where the cluster addresses and credentials come from
-(flags, then METAVSR_USERNAME / METAVSR_PASSWORD, then the local cluster's
-`.metavsr/cluster/cluster.json` and `.metavsr/cluster/credentials`), the live progress line and
-the final output (table, --json, --plot). Must never measure or talk to the cluster itself
-(tools/loadgen/coordinator.py and worker.py do).
+Owns: the arguments and their checks, the live progress line and the final output (table,
+--json, --plot). Where the cluster and the credentials come from is `metavsr ctl`'s policy,
+reused as is (tools/ctl.py `addresses` and `login`): --cluster, else D/cluster.json; then
+--token-file, --username or METAVSR_USERNAME with --password-file or METAVSR_PASSWORD, else
+D/credentials (D = --dir, default .metavsr/cluster). Must never measure or talk to the cluster
+itself (tools/loadgen/coordinator.py and worker.py do) nor print a secret.
 
 Example, against a running local cluster, 4 processes x 32 sessions, writes only, 30 s:
 
@@ -14,23 +15,23 @@ Example, against a running local cluster, 4 processes x 32 sessions, writes only
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 
-import orjson
+from net import iggy
 
 HELP = "drive a cluster with P processes x C sessions and report throughput and latency"
 
-CLUSTER_FILE = os.path.join(".metavsr", "cluster", "cluster.json")
-CREDENTIALS_FILE = os.path.join(".metavsr", "cluster", "credentials")
+DEFAULT_DIR = ".metavsr/cluster"  # as tools/cluster_files.py; not imported, to keep --help fast
 DURATION_DEFAULT_S = 10.0
 DRAIN_DEFAULT_S = 10.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cluster", metavar="ADDRS",
-                        help=f"client addresses host:port,host:port... (default: {CLUSTER_FILE})")
+                        help="client addresses host:port,host:port... (default: D/cluster.json)")
+    parser.add_argument("--dir", default=DEFAULT_DIR, metavar="D",
+                        help=f"local cluster dir for the defaults (default: {DEFAULT_DIR})")
     parser.add_argument("--processes", type=int, default=1, metavar="P",
                         help="worker processes (default 1)")
     parser.add_argument("--clients", type=int, default=8, metavar="C",
@@ -61,23 +62,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plot", metavar="FILE.png", help="plot ops/s and p99 per second")
     parser.add_argument("--progress", action="store_true",
                         help="show the live progress line even when stderr is not a terminal")
-    parser.add_argument("--username", help="login user (default: METAVSR_USERNAME or "
-                                           f"{CREDENTIALS_FILE})")
+    parser.add_argument("--username", help="log in as this user (default: METAVSR_USERNAME "
+                                           "or D/credentials)")
     parser.add_argument("--password-file", metavar="F",
-                        help="file whose first line is the password (default: METAVSR_PASSWORD "
-                             f"or {CREDENTIALS_FILE})")
+                        help="file whose first line is the password (default: METAVSR_PASSWORD)")
+    parser.add_argument("--token-file", metavar="F",
+                        help="log in with the personal access token in F")
 
 
 class UsageError(Exception):
     pass
 
 
+class _Credentials:
+    """Stands in for a client in `ctl.login`: keeps the Register body it would log in with."""
+
+    body = b""
+
+    def login(self, username: str, password: str) -> None:
+        self.body = iggy.login_body(username, password)
+
+    def login_with_token(self, token: str) -> None:
+        self.body = iggy.token_login_body(token)
+
+
 def run(args: argparse.Namespace) -> int:
+    from tools.cluster_files import ClusterFilesError
     from tools.loadgen import coordinator, mix
 
     try:
         config = _config(args, mix)
-    except (UsageError, mix.MixError) as exc:
+    except (UsageError, mix.MixError, ClusterFilesError, iggy.ProtocolError) as exc:
         print(f"metavsr loadgen: {exc}", file=sys.stderr)
         return 2
     show = args.progress or sys.stderr.isatty()
@@ -93,8 +108,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _config(args, mix):
-    from tools.loadgen.worker import WorkerConfig
+    from tools import ctl
+    from tools.loadgen import coordinator, worker
 
+    if not 1 <= args.processes <= coordinator.PROCESSES_MAX:
+        raise UsageError(f"--processes must be 1..{coordinator.PROCESSES_MAX}")
+    if not 1 <= args.clients <= worker.SESSIONS_MAX:
+        raise UsageError(f"--clients must be 1..{worker.SESSIONS_MAX} (sessions per process)")
     if args.ops is not None and args.ops < 1:
         raise UsageError("--ops must be at least 1")
     duration = None if args.ops is not None else (args.duration or DURATION_DEFAULT_S)
@@ -104,59 +124,14 @@ def _config(args, mix):
         raise UsageError("--rate must be positive")
     if args.warmup < 0 or args.drain < 0:
         raise UsageError("--warmup and --drain cannot be negative")
-    username, password = _credentials(args)
-    return WorkerConfig(
-        addresses=tuple(_addresses(args.cluster)), username=username, password=password,
+    credentials = _Credentials()
+    ctl.login(credentials, args)
+    return worker.WorkerConfig(
+        addresses=tuple(ctl.addresses(args)), login_body=credentials.body,
         processes=args.processes, clients=args.clients, mix=mix.parse_mix(args.mix),
         seed=args.seed, run=args.run_id or _run_id(), rate=args.rate, duration_s=duration,
         ops=args.ops, warmup_s=args.warmup, stale_reads=args.read_consistency == "stale",
         history=args.history, drain_s=args.drain)
-
-
-def _addresses(text: str | None) -> list[tuple[str, int]]:
-    if text is None:
-        try:
-            with open(CLUSTER_FILE, "rb") as source:
-                text = ",".join(r["client"] for r in orjson.loads(source.read())["replicas"])
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise UsageError(f"no --cluster and no usable {CLUSTER_FILE} ({exc})") from None
-    out = []
-    for item in text.split(","):
-        host, sep, port = item.strip().rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise UsageError(f"cluster address {item.strip()!r} is not host:port")
-        out.append((host, int(port)))
-    return out
-
-
-def _credentials(args) -> tuple[str, str]:
-    username = args.username or os.environ.get("METAVSR_USERNAME")
-    password = None
-    if args.password_file:
-        try:
-            with open(args.password_file, encoding="utf-8") as source:
-                password = source.readline().rstrip("\n")
-        except OSError as exc:
-            raise UsageError(f"cannot read --password-file: {exc.strerror}") from None
-    password = password or os.environ.get("METAVSR_PASSWORD")
-    if not (username and password):
-        stored = _stored_credentials()
-        username = username or stored.get("username")
-        password = password or stored.get("password")
-    if not (username and password):
-        raise UsageError("no credentials: give --username and --password-file, or set "
-                         f"METAVSR_USERNAME and METAVSR_PASSWORD, or create {CREDENTIALS_FILE}")
-    return username, password
-
-
-def _stored_credentials() -> dict[str, str]:
-    try:
-        with open(CREDENTIALS_FILE, encoding="utf-8") as source:
-            lines = source.read().splitlines()
-    except OSError:
-        return {}
-    pairs = (line.partition("=") for line in lines)
-    return {key.strip(): value.strip() for key, sep, value in pairs if sep}
 
 
 def _run_id() -> str:

@@ -1,9 +1,10 @@
 """One load-generator process: C client sessions over non-blocking sockets in one selector loop.
 
-Owns the transport of its sessions and their protocol state: connecting, logging in (Register
-by password, then the code-12 roster to find the leader), lockstep requests (at most one in
-flight per session, as the Iggy protocol requires), request numbering, retries and failover,
-and timing each operation against the pacing (tools/loadgen/pacing.py). What to send comes from
+Owns the transport of its sessions and their protocol state: connecting, logging in (Register,
+then the code-12 roster to find the leader), lockstep requests (at most one in flight per
+session, as the Iggy protocol requires), request numbering, retries and failover, timing each
+operation against the pacing (tools/loadgen/pacing.py), and logging out at the end (waiting at
+most LOGOUT_WAIT_S), so runs do not fill the cluster's client table. What to send comes from
 each session's Workload; what was measured goes to a Recorder and, with --history, to a
 HistoryWriter. Must never aggregate across processes or print: the coordinator does both.
 
@@ -27,7 +28,7 @@ import selectors
 import socket
 import struct
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from net import iggy
 from net.client import _parse_roster  # the one decoder of the code-12 roster
@@ -43,7 +44,9 @@ RETRY_PAUSE_S = 0.05  # as the SDK: a transient answer is re-sent about 50 ms la
 SWITCH_AFTER_58 = 4
 REPLY_TIMEOUT_S = 5.0
 OP_DEADLINE_S = 30.0
-LOGIN_DEADLINE_S = 60.0
+# Logins queue for the cluster's password hashing (scrypt, tens of ms each): generous.
+LOGIN_DEADLINE_S = 120.0
+LOGOUT_WAIT_S = 5.0
 RECV_SIZE_BYTES = 64 * 1024
 SESSIONS_MAX = 4096  # per process: one socket each, well under the usual fd limit
 SELECT_MAX_S = 0.1
@@ -59,8 +62,7 @@ class LoadgenError(Exception):
 @dataclass(frozen=True)
 class WorkerConfig:
     addresses: tuple[tuple[str, int], ...]
-    username: str
-    password: str
+    login_body: bytes = field(repr=False)  # the Register body: it holds the secret
     processes: int
     clients: int
     mix: dict[str, int]
@@ -85,7 +87,7 @@ class WorkerConfig:
 
 @dataclass
 class _Pending:
-    kind: str  # an operation kind, or "login" / "roster"
+    kind: str  # an operation kind, or "login" / "roster" / "logout"
     op: Op | None
     operation: int
     frame: bytes
@@ -126,8 +128,6 @@ class _Session:
 
 class Worker:
     def __init__(self, config: WorkerConfig, process: int, clock=time.monotonic_ns):
-        if not 1 <= config.clients <= SESSIONS_MAX:
-            raise LoadgenError(f"--clients {config.clients} outside 1..{SESSIONS_MAX}")
         self.config = config
         self.process = process
         self.clock = clock
@@ -187,6 +187,7 @@ class Worker:
             self.recorder.advance(now)
             self._turn(hard_end)
         self.recorder.finish(self.clock())
+        self._logout_all()
         if self.history:
             self.history.close()
         self.close()
@@ -239,8 +240,7 @@ class Worker:
     def _login(self, s: _Session) -> None:
         s.new_identity()
         s.ready = False
-        body = iggy.login_body(self.config.username, self.config.password)
-        frame = iggy.request_frame(s.client_id, 0, 0, Operation.REGISTER, body)
+        frame = iggy.request_frame(s.client_id, 0, 0, Operation.REGISTER, self.config.login_body)
         self._start(s, "login", None, Operation.REGISTER, frame, self.clock(), measured=False)
 
     def _next(self, s: _Session) -> None:
@@ -348,6 +348,9 @@ class Worker:
                                        Operation.NON_REPLICATED, b"", code=Code.GET_CLUSTER_METADATA)
             self._start(s, "roster", None, Operation.NON_REPLICATED, frame, now, measured=False)
             return
+        if pending.kind == "logout":
+            s.session = 0
+            return
         if pending.kind == "roster":
             self._follow_roster(s, payload if code == 0 else b"")
             s.ready = True
@@ -366,6 +369,10 @@ class Worker:
             self._next(s)
 
     def _give_up(self, s: _Session, now: int) -> None:
+        if s.pending.kind == "logout":
+            s.pending = None
+            self._close(s)
+            return
         if s.pending.kind in ("login", "roster"):
             raise LoadgenError(f"no replica of {self._addresses()} answered the "
                                f"{s.pending.kind} within its deadline")
@@ -375,18 +382,34 @@ class Worker:
     def _abandon(self, now: int) -> None:
         """The drain time is over: what is in flight is unknown, what is scheduled unsent."""
         for s in self.sessions:
-            if s.pending is not None and s.pending.op is not None:
-                pending = s.pending
+            pending = s.pending
+            if pending is not None:
                 s.pending = None
-                self.recorder.record(pending.kind, UNAVAILABLE, pending.intended_ns, now,
-                                     pending.measured)
-                if self.history:
-                    self.history.add(s.index, pending.kind, pending.op.key, pending.invoke_ns,
-                                     None, UNAVAILABLE, b"")
+                self._cancel_timer(s)
+                self._close(s)  # its answer may still come: never on a connection reused
+                if pending.op is not None:
+                    self.recorder.record(pending.kind, UNAVAILABLE, pending.intended_ns, now,
+                                         pending.measured)
+                    if self.history:
+                        self.history.add(s.index, pending.kind, pending.op.key,
+                                         pending.invoke_ns, None, UNAVAILABLE, b"")
             if isinstance(s.pacing, OpenLoop) and self.window.end_ns is not None:
                 self.recorder.not_sent += max(
                     0, s.pacing.count_before(self.window.end_ns) - s.op_index)
             s.done = True
+
+    def _logout_all(self) -> None:
+        """End every session: the cluster's client table is bounded, leave it as found."""
+        for s in self.sessions:
+            if s.session and s.pending is None:
+                frame = iggy.request_frame(s.client_id, s.session, s.next_request,
+                                           Operation.LOGOUT, b"")
+                s.next_request += 1
+                self._start(s, "logout", None, Operation.LOGOUT, frame, self.clock(),
+                            measured=False)
+        deadline = self.clock() + round(LOGOUT_WAIT_S * NS_PER_S)
+        while any(s.pending is not None for s in self.sessions) and self.clock() < deadline:
+            self._turn(deadline)
 
     def _follow_roster(self, s: _Session, payload: bytes) -> None:
         """Move to the leader the roster names (the session is cluster-wide: no re-login)."""
