@@ -230,7 +230,7 @@ class SegmentedJournal(Journal):
         while len(self.segments) > 1 and self.segments[1].first_op - 1 <= op:
             os.unlink(self.segments.pop(0).path)
             removed = True
-        if op >= self.op_max and self.segments:
+        if op > self.op_max and self.segments:
             # Everything is released (a checkpoint installed past our log): start afresh.
             self._drop_all()
             removed = True

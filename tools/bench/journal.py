@@ -2,8 +2,9 @@
 
 Owns the journal benchmark: for each prepare size and batch size it times a raw
 os.write + os.fdatasync loop (the physical limit of the disk, appending to a file in the same
-dir; "raw_overwrite" rewrites a preallocated region in place instead) and then each backend's
-append + sync, on the same disk in the same run; percentages are of the raw append loop. Only the journal
+dir; "raw_overwrite" rewrites a preallocated region in place instead) and each backend's
+append + sync, on the same disk, interleaved in short rounds so all see the same disk load;
+percentages are of the raw append loop. Only the journal
 calls are timed (building the prepare frames is not). Never a test: figures are noisy on shared
 machines; run it a few times and take medians.
 """
@@ -26,6 +27,7 @@ PREPARE_SIZES_BYTES = (256, 4096)
 BATCH_SIZES = (1, 16, 128)
 SECONDS_PER_CASE = 2.0
 SMOKE_SECONDS_PER_CASE = 0.15
+ROUND_SECONDS = 0.1
 RING_SLOTS = 4096
 RING_SLOT_SIZE_BYTES = 4096
 FRAMES_PER_CHUNK = 1024  # frames built ahead, outside the timed region
@@ -40,34 +42,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"{SMOKE_SECONDS_PER_CASE} s per case: finishes in seconds")
 
 
-def _raw(directory: str, size_bytes: int, batch: int, seconds: float,
-         overwrite: bool) -> tuple[int, int, float]:
-    """The disk's limit: append (as the segmented log does) or overwrite a preallocated
-    region in place (as the ring does, no size change to journal) with one write per batch."""
-    path = os.path.join(directory, f"raw-{size_bytes}-{batch}")
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | (0 if overwrite else os.O_APPEND), 0o600)
-    payload = b"r" * (size_bytes * batch)
-    region_bytes = RING_SLOTS * RING_SLOT_SIZE_BYTES
-    if overwrite:
-        for offset in range(0, region_bytes, 1 << 20):
-            os.pwrite(fd, bytes(1 << 20), offset)
-        os.fsync(fd)
-    syncs = 0
-    offset = 0
-    start = time.perf_counter()
-    try:
+class _Raw:
+    """The disk's limit: one write + one fdatasync per batch, either appending to a file (as
+    the segmented log does) or overwriting a preallocated region in place (as the ring does:
+    no size change for the file system to journal)."""
+
+    def __init__(self, directory: str, overwrite: bool):
+        self.overwrite = overwrite
+        self.path = os.path.join(directory, "raw-overwrite" if overwrite else "raw-append")
+        self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | (0 if overwrite else os.O_APPEND),
+                          0o600)
+        self.region_bytes = RING_SLOTS * RING_SLOT_SIZE_BYTES
+        self.offset = 0
+        if overwrite:
+            for offset in range(0, self.region_bytes, 1 << 20):
+                os.pwrite(self.fd, bytes(1 << 20), offset)
+            os.fsync(self.fd)
+
+    def run(self, size_bytes: int, batch: int, seconds: float) -> tuple[int, int, float]:
+        payload = b"r" * (size_bytes * batch)
+        syncs = 0
+        start = time.perf_counter()
         while (elapsed := time.perf_counter() - start) < seconds:
-            if overwrite:
-                os.pwrite(fd, payload, offset)
-                offset = (offset + len(payload)) % (region_bytes - len(payload))
+            if self.overwrite:
+                os.pwrite(self.fd, payload, self.offset)
+                self.offset = (self.offset + len(payload)) % (self.region_bytes - len(payload))
             else:
-                os.write(fd, payload)
-            os.fdatasync(fd)
+                os.write(self.fd, payload)
+            os.fdatasync(self.fd)
             syncs += 1
-    finally:
-        os.close(fd)
-        os.unlink(path)
-    return syncs * batch, syncs, elapsed
+        return syncs * batch, syncs, elapsed
+
+    def close(self) -> None:
+        os.close(self.fd)
+        os.unlink(self.path)
 
 
 class _Backend:
@@ -79,28 +87,34 @@ class _Backend:
             self.root, cluster=CLUSTER_TEST, replica=0, replica_count=3, journal_backend=backend,
             ring_slots=RING_SLOTS, ring_slot_size_bytes=RING_SLOT_SIZE_BYTES)
         self.journal, _ = datadir.open_journal(self.root, state, in_flight_ops_max=max(BATCH_SIZES))
-        self.parent = 0
+        self.pending: list[bytes] = []  # built ahead (untimed), ops op_max + 1, op_max + 2, ...
+
+    def _build(self, size_bytes: int, count: int) -> None:
+        if self.pending and len(self.pending[0]) != size_bytes:
+            self.pending = []  # another case: rebuild from the journal's next op
+        if len(self.pending) >= count:
+            return
+        last = self.pending[-1] if self.pending else self.journal.read(self.journal.op_max)
+        next_op = self.journal.op_max + 1 + len(self.pending)
+        self.pending += make_chain(next_op, FRAMES_PER_CHUNK, size_bytes,
+                                   parent=wire.frame_checksum(last) if last else 0)
 
     def run(self, size_bytes: int, batch: int, seconds: float) -> tuple[int, int, float]:
         journal = self.journal
         appended = syncs = 0
         elapsed = 0.0
         while elapsed < seconds:
-            frames = make_chain(journal.op_max + 1, FRAMES_PER_CHUNK, size_bytes,
-                                parent=self.parent)
-            self.parent = wire.frame_checksum(frames[-1])
+            self._build(size_bytes, batch)
+            frames, self.pending = self.pending[:batch], self.pending[batch:]
             # Like a checkpoint: release what is behind us so the ring may wrap and old
             # segments go (untimed; a real checkpoint runs beside the journal).
-            journal.truncate_prefix(journal.op_max)
-            for start in range(0, FRAMES_PER_CHUNK, batch):
-                began = time.perf_counter()
-                journal.append(frames[start:start + batch])
-                journal.sync()
-                elapsed += time.perf_counter() - began
-                appended += len(frames[start:start + batch])
-                syncs += 1
-                if elapsed >= seconds:
-                    break
+            journal.truncate_prefix(max(0, journal.op_max - RING_SLOTS // 2))
+            began = time.perf_counter()
+            journal.append(frames)
+            journal.sync()
+            elapsed += time.perf_counter() - began
+            appended += len(frames)
+            syncs += 1
         return appended, syncs, elapsed
 
     def close(self) -> None:
@@ -109,19 +123,26 @@ class _Backend:
 
 def run(args: argparse.Namespace) -> dict[str, float]:
     seconds = SMOKE_SECONDS_PER_CASE if args.smoke else args.seconds
+    rounds = max(1, round(seconds / ROUND_SECONDS))
     directory = tempfile.mkdtemp(prefix="metavsr-bench-journal-", dir=args.dir or os.getcwd())
     figures: dict[str, float] = {}
     rows = []
     try:
-        backends = {name: _Backend(directory, name) for name in ("segmented", "ring")}
+        contenders = {"raw": _Raw(directory, overwrite=False),
+                      "raw_overwrite": _Raw(directory, overwrite=True),
+                      "segmented": _Backend(directory, "segmented"),
+                      "ring": _Backend(directory, "ring")}
         for size_bytes in PREPARE_SIZES_BYTES:
             for batch in BATCH_SIZES:
-                raw = _raw(directory, size_bytes, batch, seconds, overwrite=False)
-                raw_rate = raw[0] / raw[2]
-                cases = [("raw", raw),
-                         ("raw_overwrite", _raw(directory, size_bytes, batch, seconds, True))]
-                cases += [(name, b.run(size_bytes, batch, seconds)) for name, b in backends.items()]
-                for name, (appends, syncs, elapsed) in cases:
+                # Interleaved short rounds: a shared disk's speed drifts by the second, and
+                # every contender must see the same drift for the ratios to mean anything.
+                totals = {name: [0, 0, 0.0] for name in contenders}
+                for _ in range(rounds):
+                    for name, contender in contenders.items():
+                        result = contender.run(size_bytes, batch, seconds / rounds)
+                        totals[name] = [a + b for a, b in zip(totals[name], result)]
+                raw_rate = totals["raw"][0] / totals["raw"][2]
+                for name, (appends, syncs, elapsed) in totals.items():
                     key = f"{name}_{size_bytes}b_batch{batch}"
                     appends_per_s = appends / elapsed
                     mib_per_s = appends * size_bytes / elapsed / (1 << 20)
@@ -131,11 +152,12 @@ def run(args: argparse.Namespace) -> dict[str, float]:
                     figures[f"{key}_of_raw_percent"] = 100.0 * appends_per_s / raw_rate
                     rows.append((name, size_bytes, batch, appends_per_s, syncs / elapsed,
                                  mib_per_s, 100.0 * appends_per_s / raw_rate))
-        for backend in backends.values():
-            backend.close()
+        for contender in contenders.values():
+            contender.close()
     finally:
         shutil.rmtree(directory, ignore_errors=True)
     print_table(("journal", "prepare_bytes", "batch", "appends_per_s", "fsyncs_per_s",
                  "mib_per_s", "of_raw_percent"), rows,
-                title=f"journal: {seconds} s per case, dir {directory}")
+                title=f"journal: {seconds} s per contender and case, in {rounds} interleaved "
+                      f"rounds; of_raw_percent = appends/s over the raw append loop's")
     return figures
