@@ -43,6 +43,25 @@ FULL_TIMEOUT_S = 10.0
 WAIT_TIMEOUT_S = 1.0
 RESULT_TIMEOUT_S = 120.0
 _FORK = multiprocessing.get_context("fork")
+_CPUS = frozenset(os.sched_getaffinity(0))  # before run() pins this process
+
+
+def _start(target: Callable, args: tuple) -> multiprocessing.Process:
+    """Fork the other side of a measurement, on another CPU than this process when pinned.
+
+    Pinned, the two sides always talk across cores, as pinned roles do (DESIGN section 9),
+    instead of sometimes sharing one core when the scheduler pleases.
+    """
+    child = _FORK.Process(target=_on_other_cpu, args=(target, args), daemon=True)
+    child.start()
+    return child
+
+
+def _on_other_cpu(target: Callable, args: tuple) -> None:
+    inherited = os.sched_getaffinity(0)
+    if len(inherited) == 1 and len(_CPUS) >= 2:  # the parent pinned itself: take another CPU
+        os.sched_setaffinity(0, {min(_CPUS - inherited)})
+    target(*args)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,6 +72,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeat", type=int, default=1, help="runs per figure; the median is shown")
     parser.add_argument("--poll-us", type=int, default=POLL_US_DEFAULT,
                         help=f"consumer poll budget before sleeping (default {POLL_US_DEFAULT})")
+    parser.add_argument("--no-pin", action="store_true",
+                        help="do not pin the two processes to two different CPUs")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, for CI: checks it runs")
 
 
@@ -62,11 +83,15 @@ def run(args: argparse.Namespace) -> dict[str, float]:
         raise SystemExit("bench ring: --records >= 64, --roundtrips >= 1 and --repeat >= 1")
     records -= records % BATCH_RECORDS
     cluster_id = os.getpid()  # a cluster id of our own: concurrent runs never share names
+    allowed_cpus = os.sched_getaffinity(0)
+    if not args.no_pin and len(allowed_cpus) >= 2:
+        os.sched_setaffinity(0, {min(allowed_cpus)})  # each child then takes another CPU
     remove_stale(cluster_id, 0)
     try:
         figures = _measure(cluster_id, records, roundtrips, args.repeat, args.poll_us)
     finally:
         remove_stale(cluster_id, 0)
+        os.sched_setaffinity(0, allowed_cpus)
     _print(figures, records, args.poll_us)
     return figures
 
@@ -112,8 +137,7 @@ def _timed(consumer: Callable, args: tuple, produce: Callable[[], None]) -> tupl
     shared with other work the first swings with the scheduler, the second hardly does.
     """
     result_recv, result_send = _FORK.Pipe(duplex=False)
-    child = _FORK.Process(target=consumer, args=(*args, result_send), daemon=True)
-    child.start()
+    child = _start(consumer, (*args, result_send))
     try:
         if not result_recv.poll(RESULT_TIMEOUT_S):
             raise TimeoutError("bench ring: consumer never got ready")
@@ -198,8 +222,7 @@ def _ring_roundtrips_us(cluster_id: int, roundtrips: int, poll_us: int) -> list[
     to_server = RingProducer(rings[0], server_bell, FULL_TIMEOUT_S)
     from_server = RingConsumer(rings[1])
     client_bell.watch(from_server)
-    server = _FORK.Process(target=_ring_echo, args=(names, bells, poll_us), daemon=True)
-    server.start()
+    server = _start(_ring_echo, (names, bells, poll_us))
     record = bytes(RECORD_BYTES)
     samples_us = []
     try:
@@ -277,8 +300,7 @@ def _pipe_consume(receiver, records: int, batch: int, result) -> None:
 
 def _pipe_roundtrips_us(roundtrips: int) -> list[float]:
     client, server_end = _FORK.Pipe()
-    server = _FORK.Process(target=_pipe_echo, args=(server_end,), daemon=True)
-    server.start()
+    server = _start(_pipe_echo, (server_end,))
     record = bytes(RECORD_BYTES)
     samples_us = []
     try:
