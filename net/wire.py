@@ -134,10 +134,12 @@ COMMAND_LAYOUTS: dict[Command, tuple[str, tuple[str, ...]]] = {
     ),
     Command.COMMIT_ACK: ("QQ112x", ("heartbeat", "commit")),
     Command.START_VIEW_CHANGE: ("128x", ()),
-    # Body: the sender's chain-verified prepare headers (256 bytes each), newest last.
+    # Body (core/vsr/view_change.py): `header_count` chain-verified prepare headers (256
+    # bytes each, oldest first), one status byte per header, then (op u64, checksum u64,
+    # status u8) for each op known only by its checksum.
     Command.DO_VIEW_CHANGE: (
-        "I4xQQQ96x",
-        ("log_view", "op", "commit", "checkpoint_op"),
+        "I4xQQQI92x",
+        ("log_view", "op", "commit", "checkpoint_op", "header_count"),
     ),
     Command.START_VIEW: (
         "QQQQ96x",

@@ -128,6 +128,11 @@ class Log:
             return PRESENT
         return FAULTY if op in self.faulty else NACK
 
+    def dvc_wanted(self, count: int) -> list[tuple[int, int, int]]:
+        """(op, checksum, NACK | FAULTY) of the newest `count` ops known only by checksum."""
+        ops = sorted(op for op in self.wanted if op > self.head - count)
+        return [(op, self.wanted[op], FAULTY if op in self.faulty else NACK) for op in ops]
+
     def missing(self) -> list[int]:
         """Ops in (floor, head] this replica cannot apply or serve yet, lowest first."""
         return [op for op in range(self.floor + 1, self.head + 1) if op not in self.frames]

@@ -60,7 +60,7 @@ class VsrConfig:
     # A primary whose oldest uncommitted prepare has not committed for this long abdicates:
     # the next view change can prove (by nacks) that an op nobody can repair was never
     # committed and drop it, where this view would wait forever.
-    primary_stall_ticks: int = 400
+    primary_stall_ticks: int = 200
 
     def __post_init__(self) -> None:
         check(1 <= self.replica_count <= REPLICAS_MAX and self.replica_count % 2 == 1,
@@ -176,6 +176,9 @@ class PersistView:
     """Make view/log_view durable (superblock) before executing the following actions."""
     view: int
     log_view: int
+    # The log's head op: a log_view promises this log, even when the head's header is not
+    # known yet (a merge may name an op only by position) and the journal lost it.
+    op: int = 0
     # Raw prepare headers of the log's verified suffix (superblock "view headers").
     headers: list[bytes] = field(default_factory=list)
 

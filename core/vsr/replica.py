@@ -40,13 +40,14 @@ class Recovered:
     None (corrupt, identity unknown). The possibly-torn tail is already cut by the journal.
     """
 
-    __slots__ = ("view", "log_view", "view_headers", "checkpoint_op", "checkpoint_header",
-                 "journal")
+    __slots__ = ("view", "log_view", "view_op", "view_headers", "checkpoint_op",
+                 "checkpoint_header", "journal")
 
-    def __init__(self, view: int, log_view: int, view_headers: list[bytes],
+    def __init__(self, view: int, log_view: int, view_op: int, view_headers: list[bytes],
                  checkpoint_op: int, checkpoint_header: bytes, journal: dict) -> None:
         self.view = view
         self.log_view = log_view
+        self.view_op = view_op
         self.view_headers = view_headers
         self.checkpoint_op = checkpoint_op
         self.checkpoint_header = checkpoint_header  # b"" when checkpoint_op is 0 (the root)
@@ -167,6 +168,8 @@ class Replica:
         for op, (header, raw) in sorted(decode_headers(b"".join(rec.view_headers)).items()):
             if op > self.log.floor and self.log.checksum(op) != header.checksum:
                 self.log.set_header(header, raw)
+        # The head promised with log_view stands even if the journal lost its tail.
+        self.log.head = max(self.log.head, rec.view_op)
         self.log.walk_chain()
         # A prepare names the commit its primary knew; a chain-verified one proves it.
         for op in range(self.log.verified_from, self.log.head + 1):
@@ -215,7 +218,7 @@ class Replica:
         # The view's headers go with view/log_view, so after a crash the replica's head is at
         # least the head of the log it promised in this log_view, even if the journal lost the
         # unsynced prepares (TigerBeetle's view headers).
-        self.actions.append(PersistView(self.view, self.log_view,
+        self.actions.append(PersistView(self.view, self.log_view, self.log.head,
                                         self.log.verified_headers(self.config.view_headers_max)))
 
     # ------------------------------------------------------------ dispatch
@@ -561,14 +564,16 @@ class Replica:
         self._send_do_view_change()
 
     def _own_dvc(self) -> DoViewChange:
-        headers, status = decode_dvc_body(self._dvc_body())
+        body, count = self._dvc_body()
+        headers, status, wanted = decode_dvc_body(body, count)
         return DoViewChange(self.replica, self.log_view, self.log.head, self.commit_max,
-                            headers, status)
+                            headers, status, wanted)
 
-    def _dvc_body(self) -> bytes:
+    def _dvc_body(self) -> tuple[bytes, int]:
         raws = self.log.verified_headers(self.config.view_headers_max)
-        return encode_dvc_body(raws, [self.log.dvc_status(decode_header(raw).op)
-                                      for raw in raws])
+        statuses = [self.log.dvc_status(decode_header(raw).op) for raw in raws]
+        wanted = self.log.dvc_wanted(self.config.view_headers_max)
+        return encode_dvc_body(raws, statuses, wanted), len(raws)
 
     def _send_do_view_change(self) -> None:
         primary = self.primary_of(self.view)
@@ -576,9 +581,10 @@ class Replica:
             self.dvcs[self.replica] = self._own_dvc()
             self._try_merge()
             return
-        self._send(primary, Command.DO_VIEW_CHANGE, self._dvc_body(),
-                   log_view=self.log_view, op=self.log.head, commit=self.commit_max,
-                   checkpoint_op=self.checkpoint_op)
+        body, count = self._dvc_body()
+        self._send(primary, Command.DO_VIEW_CHANGE, body, log_view=self.log_view,
+                   op=self.log.head, commit=self.commit_max, checkpoint_op=self.checkpoint_op,
+                   header_count=count)
 
     def _on_do_view_change(self, h, body) -> None:
         if h.view > self.view:
@@ -586,12 +592,12 @@ class Replica:
         if h.view != self.view or self.status != STATUS_VIEW_CHANGE or not self.is_primary:
             return
         try:
-            headers, status = decode_dvc_body(body)
+            headers, status, wanted = decode_dvc_body(body, h.header_count)
         except FrameError:
             return
         self.svc_from.add(h.replica)
         self.dvcs[h.replica] = DoViewChange(h.replica, h.log_view, h.op, h.commit, headers,
-                                            status)
+                                            status, wanted)
         self._maybe_send_dvc()
         self._try_merge()
 

@@ -24,6 +24,7 @@ was acknowledged.
 
 from __future__ import annotations
 
+import struct
 from typing import NamedTuple
 
 from core.check import check
@@ -42,7 +43,8 @@ class DoViewChange(NamedTuple):
     op: int
     commit: int
     headers: dict  # op -> (header, raw bytes)
-    status: dict  # op -> PRESENT | NACK | FAULTY
+    status: dict  # op -> PRESENT | NACK | FAULTY, for ops in headers
+    wanted: dict  # op -> (checksum, NACK | FAULTY): ops known only by their child's parent
 
 
 class Merged(NamedTuple):
@@ -55,22 +57,31 @@ def encode_headers(raws: list[bytes]) -> bytes:
     return b"".join(raws)
 
 
-def encode_dvc_body(raws: list[bytes], statuses: list[int]) -> bytes:
-    """The headers, then one status byte per header."""
+_WANTED = struct.Struct("<QQB")
+
+
+def encode_dvc_body(raws: list[bytes], statuses: list[int], wanted: list[tuple]) -> bytes:
+    """Headers, one status byte per header, then (op, checksum, status) per wanted op."""
     check(len(raws) == len(statuses), "one status per header")
-    return b"".join(raws) + bytes(statuses)
+    return b"".join(raws) + bytes(statuses) + b"".join(_WANTED.pack(*w) for w in wanted)
 
 
-def decode_dvc_body(body: bytes | memoryview) -> tuple[dict, dict]:
-    count, extra = divmod(len(body), HEADER_SIZE + 1)
-    if extra:
+def decode_dvc_body(body: bytes | memoryview, header_count: int) -> tuple[dict, dict, dict]:
+    headers_end = header_count * (HEADER_SIZE + 1)
+    if len(body) < headers_end or (len(body) - headers_end) % _WANTED.size:
         raise FrameError(f"do_view_change body of {len(body)} bytes is malformed")
-    headers = decode_headers(body[:count * HEADER_SIZE])
-    raw_status = bytes(body[count * HEADER_SIZE:])
-    if len(headers) != count or any(s not in (PRESENT, NACK, FAULTY) for s in raw_status):
+    headers = decode_headers(body[:header_count * HEADER_SIZE])
+    raw_status = bytes(body[header_count * HEADER_SIZE:headers_end])
+    if len(headers) != header_count or any(s not in (PRESENT, NACK, FAULTY)
+                                           for s in raw_status):
         raise FrameError("bad do_view_change header statuses")
-    ops = sorted(headers)
-    return headers, dict(zip(ops, raw_status))
+    wanted = {}
+    for offset in range(headers_end, len(body), _WANTED.size):
+        op, checksum, status = _WANTED.unpack_from(body, offset)
+        if status not in (NACK, FAULTY):
+            raise FrameError("bad do_view_change wanted status")
+        wanted[op] = (checksum, status)
+    return headers, dict(zip(sorted(headers), raw_status)), wanted
 
 
 def decode_headers(body: bytes | memoryview) -> dict:
@@ -96,6 +107,10 @@ def _nacks(dvcs: list[DoViewChange], op: int, checksum: int) -> int:
             continue
         pair = d.headers.get(op)
         if pair is not None and (pair[0].checksum != checksum or d.status.get(op) == NACK):
+            count += 1
+            continue
+        wanted = d.wanted.get(op)
+        if pair is None and wanted is not None and (wanted[0] != checksum or wanted[1] == NACK):
             count += 1
     return count
 
@@ -123,7 +138,10 @@ def merge(dvcs: list[DoViewChange], quorum: int) -> Merged | None:
             return None
         head = known_top
     for op in range(commit + 1, head + 1):
-        checksum = headers[op][0].checksum if op in headers else None
+        if op in headers:
+            checksum = headers[op][0].checksum
+        else:  # known by its child's parent pointer, if the child is known
+            checksum = headers[op + 1][0].parent if op + 1 in headers else None
         if checksum is not None and _nacks(dvcs, op, checksum) >= quorum:
             head = op - 1  # op was never committed, so nothing above it was either
             break

@@ -17,10 +17,10 @@ def chain(length, salt=b"", start_parent=0, start_op=1, view=0):
     return out
 
 
-def dvc(replica, log_view, headers, op=None, commit=0, status=None):
+def dvc(replica, log_view, headers, op=None, commit=0, status=None, wanted=None):
     status = status or {o: PRESENT for o in headers}
     return DoViewChange(replica, log_view, max(headers) if op is None else op, commit, headers,
-                        status)
+                        status, wanted or {})
 
 
 def test_highest_log_view_wins_over_a_longer_log():
@@ -78,3 +78,16 @@ def test_a_faulty_copy_is_never_counted_as_a_nack():
     corrupt_b = dvc(1, 2, log, status={**{o: PRESENT for o in log}, 4: FAULTY})
     merged = merge([corrupt_a, corrupt_b], quorum=2)
     assert merged.head == 6
+
+
+def test_an_op_known_only_by_checksum_is_cut_when_a_quorum_never_held_it():
+    log = chain(6)
+    above = {o: log[o] for o in range(4, 7)}
+    below = {o: log[o] for o in range(1, 3)}
+    checksum = log[3][0].checksum
+    # Every replica holds ops 4..6 and knows op 3 only by op 4's parent pointer.
+    a = dvc(0, 2, {**below, **above}, wanted={3: (checksum, FAULTY)})
+    b = dvc(1, 2, {**below, **above}, wanted={3: (checksum, NACK)})
+    c = dvc(2, 2, {**below, **above}, wanted={3: (checksum, NACK)})
+    assert merge([a, b, c], quorum=2).head == 2
+    assert merge([a, b], quorum=2).head == 6  # one nack proves nothing: wait for repair

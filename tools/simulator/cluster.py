@@ -141,7 +141,7 @@ class Cluster:
         elif kind is Apply:
             return self._apply(index, node, action)
         elif kind is PersistView:
-            storage.persist_view(action.view, action.log_view, action.headers)
+            storage.persist_view(action.view, action.log_view, action.op, action.headers)
         elif kind is Truncate:
             storage.truncate(action.op)
         elif kind is Reply:

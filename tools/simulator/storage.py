@@ -21,6 +21,7 @@ class Storage:
     def __init__(self) -> None:
         self.view = 0
         self.log_view = 0
+        self.view_op = 0
         self.view_headers: list[bytes] = []
         self.checkpoint_op = 0
         self.checkpoint_sections: dict | None = None
@@ -28,8 +29,9 @@ class Storage:
         self.durable: dict[int, bytes | None] = {}
         self.pending: list[tuple[int, int, bytes]] = []  # (seq, op, frame)
 
-    def persist_view(self, view: int, log_view: int, headers: list[bytes]) -> None:
-        self.view, self.log_view, self.view_headers = view, log_view, list(headers)
+    def persist_view(self, view: int, log_view: int, op: int, headers: list[bytes]) -> None:
+        self.view, self.log_view, self.view_op = view, log_view, op
+        self.view_headers = list(headers)
 
     def append(self, seq: int, op: int, frame: bytes) -> None:
         self.pending.append((seq, op, frame))
@@ -77,5 +79,5 @@ class Storage:
 
     def recover(self) -> Recovered:
         journal = {op: frame for op, frame in self.durable.items() if op > self.checkpoint_op}
-        return Recovered(self.view, self.log_view, self.view_headers, self.checkpoint_op,
-                         self.checkpoint_header, journal)
+        return Recovered(self.view, self.log_view, self.view_op, self.view_headers,
+                         self.checkpoint_op, self.checkpoint_header, journal)
