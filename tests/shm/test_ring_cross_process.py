@@ -29,7 +29,7 @@ def _produce_random(ring_id: str, bell_id: str, seed: int, result) -> None:
     producer = RingProducer(ring, SemaphoreDoorbell.attach(bell_id, poll_us=0), full_timeout_s=DEADLINE_S)
     rng = random.Random(seed)
     pool = rng.randbytes(SIZE_MAX_BYTES * 4)
-    # Most records small (frames are mostly small), some near the bound.
+    # Half small (as most frames are), half anywhere up to the bound.
     sizes = [rng.choice((rng.randrange(0, 64), rng.randrange(0, SIZE_MAX_BYTES + 1))) for _ in range(4096)]
     crc = sent = 0
     while sent < RECORDS:
