@@ -4,11 +4,15 @@ Owns the plain classes exchanged between `Replica.step` and its caller, and the 
 the protocol. It never does I/O and never holds replica state.
 
 Contract with the caller (see Replica.step): inputs are fed one at a time; the returned actions
-are executed IN ORDER. `PersistView` must be durable before any later action of the same list
-is executed (it precedes the messages that reveal the new view), which is why it is a
-synchronous action and not a request/response pair. Journal appends are asynchronous: each
-`Append` carries a sequence number and the caller later feeds `Durable(seq)` meaning "every
-append up to seq is durable".
+are executed IN ORDER. `PersistView` and `Truncate` must be durable before any later action of
+the same list is executed (they precede the messages that reveal the new view or log), which is
+why they are synchronous actions and not request/response pairs; `Truncate` also cancels
+appends above its op that are not yet written. Journal appends are asynchronous: each `Append`
+carries a sequence number and the caller later feeds `Durable(seq)` meaning "every append up to
+seq is durable". `Apply` is asynchronous too (`Applied(op, results)` comes back, in op order);
+`Checkpoint` is answered by `CheckpointDone`, `RequestSnapshot` by `SnapshotInstalled`.
+Client requests reach the core after admission: the caller has checked the session, stamped
+`user_id` and rewritten the body where admission resolved something (DESIGN section 7).
 """
 
 from __future__ import annotations

@@ -5,6 +5,14 @@ pipeline and request queue, view-change votes, repair, read-index rounds, checkp
 transfer triggers. It never does I/O, reads clocks or draws randomness of its own: time is
 `Tick`, randomness is the injected `random.Random`, storage and network are actions out and
 inputs in (see core/vsr/messages.py for the contract, including action ordering).
+
+Safety in one paragraph: a backup acknowledges a prepare only once it is durable; the primary
+commits an op when a quorum including itself holds it durably, ops in order; a view change
+takes the log of the highest log_view (view_change.merge) and persists view, log_view and the
+log's head before revealing them; trust in any local entry flows down the hash chain from the
+canonical head (core/vsr/log.py), so a stale or corrupt entry is never applied, and only a
+quorum's proof (nacks) removes an op. Statuses: normal, view_change, recovering (restarted:
+asks for the view with request_start_view, and votes only after that times out).
 """
 
 from __future__ import annotations
