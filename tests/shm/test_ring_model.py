@@ -167,3 +167,14 @@ def test_a_batch_above_the_entry_bound_goes_in_pieces_and_pops_whole(cluster_id)
     consumer.release()
     assert ring.used_bytes() == 0
     ring.close()
+
+
+def test_closing_while_a_popped_view_is_held_is_refused_then_works_once_dropped(cluster_id):
+    ring = Ring.create(ring_name(cluster_id, 0, "lifetime"), CAPACITY_BYTES, SIZE_MAX_BYTES)
+    RingProducer(ring, None, full_timeout_s=1.0).push(b"still in use")
+    (view,) = RingConsumer(ring).pop(1)
+    with pytest.raises(BufferError, match="still referenced"):
+        ring.close()
+    assert bytes(view) == b"still in use"
+    del view
+    ring.close()
