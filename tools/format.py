@@ -4,10 +4,12 @@ Owns the command line of formatting; the work is core.storage.datadir.format_dat
 formats over an existing formatted or non-empty dir: a replica that lost its disk must not
 rejoin as if new (DESIGN section 6).
 
-Initial credentials: format_data_dir takes a `bootstrap` hook that runs before the superblock
-is written (so a failed bootstrap leaves a half-formatted dir, refused at open). The security
-work adds the root password option here (config, environment or file; never a default) and
-passes the hook; until then format writes no credential at all.
+Initial credentials: format_data_dir takes `initial_sections`, the initial state written as
+the checkpoint at op 0 before the superblock (a crash before the superblock leaves a half
+formatted dir, refused at open). The security work adds the root password option here (config,
+environment or file; never a default), hashes it and passes
+MuxStateMachine(root_password_hash, root_created_at_us=...).snapshot(); until then format
+writes no state at all and root cannot log in.
 """
 
 from __future__ import annotations

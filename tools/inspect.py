@@ -87,7 +87,7 @@ def _journal(paths: datadir.Paths, in_flight_ops: int) -> dict:
 
 def _snapshot(paths: datadir.Paths) -> dict:
     state = newest_valid(read_copies(paths.superblock))
-    if not state.checkpoint_op:
+    if not state.checkpoint_checksum:
         return {"ok": True, "checkpoint_op": 0, "note": "no checkpoint yet (empty state)"}
     copies = SnapshotStore(paths.snapshots).verify(state.checkpoint_op, state.checkpoint_checksum)
     header = next((c.header for c in copies if c.header and not c.problem), None)

@@ -7,8 +7,8 @@ cluster or replica (for open): a replica that lost its disk must not rejoin as i
 backends and the snapshot store.
 
 Format order, why a crash during format is always detected: journal/ and snapshots/ (and the
-preallocated ring) are created and fsynced first, then the optional bootstrap hook runs, and the
-superblock is written last, to a temporary name, fsynced and renamed into place with a
+preallocated ring) are created and fsynced first, then the optional initial checkpoint (op 0)
+is written in its 3 copies, and the superblock is written last, to a temporary name, fsynced and renamed into place with a
 directory fsync. A dir without a superblock file is therefore "half formatted", never mistaken
 for a usable one.
 """
@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable
+from collections.abc import Mapping
 
 from core.check import check
 from core.storage import ring, segmented
 from core.storage.errors import DataDirError, SuperblockError
 from core.storage.files import fsync_dir
 from core.storage.journal import IN_FLIGHT_OPS_MAX_DEFAULT, Journal, Recovery
+from core.storage.snapshot import SnapshotStore
 from core.storage.superblock import Superblock, SuperblockState, write_initial
 
 SUPERBLOCK_FILE = "superblock"
@@ -57,11 +58,15 @@ def format_data_dir(root: str, *, cluster: int, replica: int, replica_count: int
                     ring_slots: int = RING_SLOTS_DEFAULT,
                     ring_slot_size_bytes: int = RING_SLOT_SIZE_BYTES_DEFAULT,
                     segment_size_bytes: int = segmented.SEGMENT_SIZE_BYTES_DEFAULT,
-                    bootstrap: Callable[[Paths], None] | None = None) -> SuperblockState:
+                    initial_sections: Mapping[str, tuple[int, bytes]] | None = None,
+                    initial_timestamp: int = 0) -> SuperblockState:
     """Create a fresh data dir at root (absent or empty) and return its superblock state.
 
-    bootstrap: the hook for initial contents written before the dir counts as formatted (the
-    security work uses it for the root user's initial credential; there is no default password).
+    initial_sections: the initial state as checkpoint sections (name -> (version, bytes)),
+    written as the checkpoint at op 0 and named by the first superblock. This is the hook for
+    the root user's initial credential: the caller builds the state machine with the root
+    password hash (hashed outside, never a default password) and passes its snapshot(). None:
+    no checkpoint, the replica starts from the state machine's empty state.
     """
     paths = Paths(os.path.abspath(root))
     if os.path.exists(paths.superblock):
@@ -84,8 +89,10 @@ def format_data_dir(root: str, *, cluster: int, replica: int, replica_count: int
         ring.create(paths.journal, ring_slots, ring_slot_size_bytes)
         fsync_dir(paths.journal)
     fsync_dir(paths.root)
-    if bootstrap is not None:
-        bootstrap(paths)
+    if initial_sections is not None:
+        initial = SnapshotStore(paths.snapshots).write(0, 0, initial_timestamp,
+                                                        initial_sections, None)
+        state = dataclasses.replace(state, checkpoint_checksum=initial.header.checksum)
     partial = os.path.join(paths.root, _SUPERBLOCK_PARTIAL)
     write_initial(partial, state)
     os.rename(partial, paths.superblock)

@@ -27,7 +27,7 @@ def recover_storage(root: str, *, cluster: int, replica: int,
     superblock = open_data_dir(root, cluster=cluster, replica=replica)
     state = superblock.state
     checkpoint = None
-    if state.checkpoint_op:
+    if state.checkpoint_checksum:  # op 0 may hold format's initial checkpoint
         checkpoint = SnapshotStore(Paths(root).snapshots).load(state.checkpoint_op,
                                                                state.checkpoint_checksum)
     journal, recovery = open_journal(root, state, in_flight_ops_max)

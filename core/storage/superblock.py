@@ -15,7 +15,7 @@ block so one torn or lost block damages at most one copy. A copy is RECORD_SIZE 
   32  cluster              16s  u128 little-endian
   48  replica, replica_count, journal_backend  u8 each
   52  view, log_view       u32 each
-  64  checkpoint_op, checkpoint_checksum       u64 each (0, 0: no checkpoint yet)
+  64  checkpoint_op, checkpoint_checksum       u64 each (checksum 0: no checkpoint yet)
   80  journal_slots, journal_slot_size_bytes   u32 each (ring geometry; 0 for segmented)
   88  journal_segment_size_bytes               u64 (segmented geometry; 0 for ring)
 

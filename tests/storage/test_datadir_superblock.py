@@ -58,14 +58,21 @@ def test_opening_a_missing_dir_says_to_format(tmp_path):
 
 
 def test_a_dir_whose_format_was_interrupted_is_refused(tmp_path):
-    def crash(paths):
-        raise KeyboardInterrupt  # the process dies after the journal dirs, before the superblock
-
-    with pytest.raises(KeyboardInterrupt):
-        format_data_dir(str(tmp_path / "d"), cluster=CLUSTER_TEST, replica=0, replica_count=3,
-                        bootstrap=crash)
+    format_small(tmp_path / "d", "segmented")
+    os.rename(tmp_path / "d" / "superblock", tmp_path / "d" / "superblock.partial")
     with pytest.raises(DataDirError, match="half formatted"):
         open_data_dir(str(tmp_path / "d"), cluster=CLUSTER_TEST, replica=0)
+
+
+def test_format_writes_the_initial_state_as_the_checkpoint_at_op_0(tmp_path):
+    from core.storage.recover import recover_storage
+    sections = {"users": (1, b"root with a password hash")}
+    format_data_dir(str(tmp_path / "d"), cluster=CLUSTER_TEST, replica=0, replica_count=3,
+                    initial_sections=sections, initial_timestamp=1234)
+    recovered = recover_storage(str(tmp_path / "d"), cluster=CLUSTER_TEST, replica=0)
+    assert recovered.checkpoint.sections == sections
+    assert (recovered.checkpoint.header.op, recovered.checkpoint.header.timestamp) == (0, 1234)
+    recovered.journal.close()
 
 
 def test_a_dir_of_another_cluster_or_replica_is_refused(tmp_path):
