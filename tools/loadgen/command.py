@@ -92,7 +92,9 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         config = _config(args, mix)
-    except (UsageError, mix.MixError, ClusterFilesError, iggy.ProtocolError) as exc:
+        coordinator.check_bounds(config)
+    except (UsageError, mix.MixError, ClusterFilesError, iggy.ProtocolError,
+            coordinator.RunFailed) as exc:
         print(f"metavsr loadgen: {exc}", file=sys.stderr)
         return 2
     show = args.progress or sys.stderr.isatty()
@@ -109,12 +111,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _config(args, mix):
     from tools import ctl
-    from tools.loadgen import coordinator, worker
+    from tools.loadgen import worker
 
-    if not 1 <= args.processes <= coordinator.PROCESSES_MAX:
-        raise UsageError(f"--processes must be 1..{coordinator.PROCESSES_MAX}")
-    if not 1 <= args.clients <= worker.SESSIONS_MAX:
-        raise UsageError(f"--clients must be 1..{worker.SESSIONS_MAX} (sessions per process)")
     if args.ops is not None and args.ops < 1:
         raise UsageError("--ops must be at least 1")
     duration = None if args.ops is not None else (args.duration or DURATION_DEFAULT_S)

@@ -56,9 +56,16 @@ class Outcome:
         return max(0, self.totals.last_complete_ns - self.window.measure_ns) / NS_PER_S
 
 
-def run(config: worker.WorkerConfig, progress=None) -> Outcome:
+def check_bounds(config: worker.WorkerConfig) -> None:
     if not 1 <= config.processes <= PROCESSES_MAX:
         raise RunFailed(f"--processes {config.processes} outside 1..{PROCESSES_MAX}")
+    if not 1 <= config.clients <= worker.SESSIONS_MAX:
+        raise RunFailed(f"--clients {config.clients} outside 1..{worker.SESSIONS_MAX} "
+                        "(sessions per process)")
+
+
+def run(config: worker.WorkerConfig, progress=None) -> Outcome:
+    check_bounds(config)
     context = multiprocess.get_context("fork")
     messages = context.Queue()
     go = context.Event()

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from domains.errors import CATALOGUE
 from tools.loadgen.histogram import Histogram
-from tools.loadgen.pacing import NS_PER_S
+from tools.loadgen.pacing import NS_PER_S, latency_ns
 
 NS_PER_US = 1_000
 # Codes the load generator itself gives to operations that got no business answer.
@@ -72,7 +72,7 @@ class Recorder:
         self._tick_ops += 1
         if code:
             self._tick_errors += 1
-        latency_us = max(0, complete_ns - intended_ns) // NS_PER_US
+        latency_us = latency_ns(intended_ns, complete_ns) // NS_PER_US
         if answered:
             self._tick_histogram.record(latency_us)
         if not measured:

@@ -127,10 +127,10 @@ class _Session:
 
 
 class Worker:
-    def __init__(self, config: WorkerConfig, process: int, clock=time.monotonic_ns):
+    def __init__(self, config: WorkerConfig, process: int):
         self.config = config
         self.process = process
-        self.clock = clock
+        self.clock = time.monotonic_ns
         self.addresses = list(config.addresses)
         self.selector = selectors.DefaultSelector()
         self.timers: list[tuple[int, int, int, _Session, object]] = []
