@@ -9,9 +9,11 @@ latency of C x SERVICE.
 
 It speaks just enough of the protocol: any login is accepted (a new session each), the code-12
 roster names this server as the leader, every other request succeeds with a small payload whose
-first u32 is a counter. Fault options: --transient-every N answers every N-th request with 58
-(TransientNotAccepted) and --drop-every N closes the connection instead of answering every N-th
-request, so the client's re-send paths are exercised.
+first u32 is a counter. Fault options, so the client's re-send paths are exercised:
+--transient-every N answers every N-th request with 57 (TransientNotCommitted), --drop-every N
+closes the connection instead of answering every N-th request, and --backup-after N answers 58
+(TransientNotAccepted, "not the primary") to everything after the N-th request, as a replica
+that lost its leadership does.
 
 Usage: python tests/loadgen/fake_server.py --service-ms 5  (prints its port on stdout).
 Never used outside the tests.
@@ -33,7 +35,7 @@ from net.iggy import Code, Operation
 from net.wire import FRAME_SIZE_MAX, FrameError, decode_header
 
 
-def serve(service_s: float, transient_every: int, drop_every: int) -> None:
+def serve(service_s: float, transient_every: int, drop_every: int, backup_after: int) -> None:
     listener = socket.socket()
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", 0))
@@ -86,8 +88,10 @@ def serve(service_s: float, transient_every: int, drop_every: int) -> None:
             if drop_every and served % drop_every == 0:
                 close(sock)
                 continue
-            if transient_every and served % transient_every == 0:
+            if backup_after and served > backup_after:
                 answer = iggy.reply_frame(header, status=iggy.STATUS_TRANSIENT_NOT_ACCEPTED)
+            elif transient_every and served % transient_every == 0:
+                answer = iggy.reply_frame(header, status=iggy.STATUS_TRANSIENT_NOT_COMMITTED)
             elif header.operation == Operation.REGISTER:
                 sessions += 1
                 answer = iggy.answer_frame(header, 0, struct.pack("<IQ", 0, sessions))
@@ -106,8 +110,9 @@ def main() -> None:
     parser.add_argument("--service-ms", type=float, required=True)
     parser.add_argument("--transient-every", type=int, default=0)
     parser.add_argument("--drop-every", type=int, default=0)
+    parser.add_argument("--backup-after", type=int, default=0)
     args = parser.parse_args()
-    serve(args.service_ms / 1000.0, args.transient_every, args.drop_every)
+    serve(args.service_ms / 1000.0, args.transient_every, args.drop_every, args.backup_after)
 
 
 if __name__ == "__main__":

@@ -115,3 +115,21 @@ def test_transient_answers_and_dropped_connections_are_retried_with_the_same_fra
     assert figures["errors"] == 0
     assert figures["retries"] >= figures["ops"] // 23, figures
     assert figures["ops"] > 0
+
+
+def test_a_replica_that_stops_leading_sends_its_sessions_to_the_next_one(server, tmp_path):
+    # A serves 200 requests (logins included), then answers 58 to everything; B always leads.
+    first, second = server("--backup-after", "200"), server()
+    history = tmp_path / "history.jsonl"
+    figures = loadgen(f"{first},{second}", tmp_path, "--duration", "2",
+                      "--history", str(history))
+    assert figures["errors"] == 0
+    assert figures["retries"] >= 1  # the sessions that were on A moved, re-sending their op
+    lines = [orjson.loads(line) for line in history.read_bytes().splitlines()]
+    assert all(line["status"] == "ok" for line in lines)
+    # Every session kept going after A stopped: each has far more ops than A could serve.
+    per_session = {}
+    for line in lines:
+        key = (line["process"], line["session"])
+        per_session[key] = per_session.get(key, 0) + 1
+    assert len(per_session) == SESSIONS and min(per_session.values()) > 200 / SESSIONS

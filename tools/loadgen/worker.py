@@ -10,9 +10,10 @@ HistoryWriter. Must never aggregate across processes or print: the coordinator d
 
 Retries re-send the SAME frame (same client id, session and request number), which the cluster
 answers exactly once because its client table is replicated:
-- a transient answer (57 TransientNotCommitted, 58 TransientNotAccepted) is re-sent after
-  RETRY_PAUSE_S on the same connection; after SWITCH_AFTER_58 answers of 58 in a row the
-  session moves to the next replica (a backup keeps answering 58 until it leads);
+- 57 (TransientNotCommitted) is re-sent after RETRY_PAUSE_S on the same connection;
+- 58 (TransientNotAccepted: this replica is not the primary, net/gateway.py, and will answer
+  58 until it is) is re-sent after RETRY_PAUSE_S to the next replica, which also is how a
+  session that first reached a backup logs in (the roster needs a session);
 - a lost connection, an undecodable reply or no reply within REPLY_TIMEOUT_S closes the
   connection, and the frame is re-sent on a new connection to the next replica;
 - an operation still unanswered OP_DEADLINE_S after its first send is given up (outcome unknown).
@@ -41,7 +42,6 @@ from tools.loadgen.pacing import NS_PER_S, ClosedLoop, OpenLoop, Window
 from tools.loadgen.workload import Op, Workload
 
 RETRY_PAUSE_S = 0.05  # as the SDK: a transient answer is re-sent about 50 ms later
-SWITCH_AFTER_58 = 4
 REPLY_TIMEOUT_S = 5.0
 OP_DEADLINE_S = 30.0
 # Logins queue for the cluster's password hashing (scrypt, tens of ms each): generous.
@@ -52,7 +52,6 @@ SESSIONS_MAX = 4096  # per process: one socket each, well under the usual fd lim
 SELECT_MAX_S = 0.1
 _CONSISTENCY_OFFSET = 200  # metavsr's `consistency` byte of a REQUEST header: 1 = stale read
 _LOGIN_REPLY = struct.Struct("<IQ")
-_TRANSIENT = (iggy.STATUS_TRANSIENT_NOT_COMMITTED, iggy.STATUS_TRANSIENT_NOT_ACCEPTED)
 
 
 class LoadgenError(Exception):
@@ -115,7 +114,6 @@ class _Session:
         self.pacing: ClosedLoop | OpenLoop = ClosedLoop()
         self.op_index = 0
         self.measured_issued = 0
-        self.transient_58 = 0
         self.timer_gen = 0
         self.ready = False
         self.done = False
@@ -281,7 +279,6 @@ class Worker:
         deadline_s = LOGIN_DEADLINE_S if kind == "login" else OP_DEADLINE_S
         s.pending = _Pending(kind, op, operation, frame, intended_ns, now,
                              now + round(deadline_s * NS_PER_S), measured)
-        s.transient_58 = 0
         self._send(s)
 
     def _send(self, s: _Session) -> None:
@@ -304,7 +301,8 @@ class Worker:
         self._at(s, self.clock() + round(RETRY_PAUSE_S * NS_PER_S), self._send)
 
     def _lost(self, s: _Session) -> None:
-        """The connection failed or went silent: drop it; re-send on the next replica."""
+        """The connection failed, went silent or reached a backup: drop it; re-send on the
+        next replica."""
         self._close(s)
         s.address_index = (s.address_index + 1) % len(self.addresses)
         if s.pending is not None:
@@ -324,14 +322,11 @@ class Worker:
                                    f"(eviction reason {int(reply.evicted)}): check the credentials")
             self._complete(s, now, EVICTED, b"")
             return
-        if reply.status in _TRANSIENT:
+        if reply.status == iggy.STATUS_TRANSIENT_NOT_ACCEPTED:
+            self._lost(s)  # not the primary: try the next replica
+            return
+        if reply.status == iggy.STATUS_TRANSIENT_NOT_COMMITTED:
             self._cancel_timer(s)
-            if reply.status == iggy.STATUS_TRANSIENT_NOT_ACCEPTED:
-                s.transient_58 += 1
-                if s.transient_58 >= SWITCH_AFTER_58:
-                    s.transient_58 = 0
-                    self._lost(s)
-                    return
             self._retry(s)
             return
         self._complete(s, now, reply.status, reply.payload)
