@@ -19,10 +19,10 @@ import sys
 import time
 
 from net import iggy
+from tools.cluster_files import DEFAULT_DIR
 
 HELP = "drive a cluster with P processes x C sessions and report throughput and latency"
 
-DEFAULT_DIR = ".metavsr/cluster"  # as tools/cluster_files.py; not imported, to keep --help fast
 DURATION_DEFAULT_S = 10.0
 DRAIN_DEFAULT_S = 10.0
 
@@ -133,8 +133,8 @@ def _config(args, mix):
 
 
 def _run_id() -> str:
-    # Base-36 seconds: short, and different for every run a minute apart or more (names
-    # within a run are unique by their process/session/counter parts).
+    # Base-36 seconds since the epoch: short, and different for runs started a second or more
+    # apart (names within a run are unique by their process/session/counter parts).
     value, digits = int(time.time()), ""
     while value:
         value, rest = divmod(value, 36)

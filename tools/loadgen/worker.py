@@ -134,6 +134,7 @@ class Worker:
         self.timers: list[tuple[int, int, int, _Session, object]] = []
         self._timer_seq = 0
         self.running = False
+        self.active = 0  # sessions not yet done with the workload
         self.window: Window | None = None
         self.recorder: Recorder | None = None
         self.history: HistoryWriter | None = None
@@ -175,9 +176,10 @@ class Worker:
         while self.clock() < start_ns:
             self._turn(start_ns)
         self.running = True
+        self.active = len(self.sessions)
         for s in self.sessions:
             self._next(s)
-        while not all(s.done for s in self.sessions):
+        while self.active:
             now = self.clock()
             if hard_end is not None and now >= hard_end:
                 self._abandon(now)
@@ -244,17 +246,22 @@ class Worker:
     def _next(self, s: _Session) -> None:
         """Issue the session's next operation now, or set a timer for its intended time."""
         if s.quota is not None and s.measured_issued >= s.quota:
-            s.done = True
+            self._done(s)
             return
         now = self.clock()
         intended = s.pacing.intended(s.op_index, now)
         if not self.window.open(intended):
-            s.done = True
+            self._done(s)
             return
         if intended > now:
             self._at(s, intended, lambda s: self._issue(s, intended))
         else:
             self._issue(s, intended)
+
+    def _done(self, s: _Session) -> None:
+        if not s.done:
+            s.done = True
+            self.active -= 1
 
     def _issue(self, s: _Session, intended_ns: int) -> None:
         op = s.workload.next_op()
@@ -391,7 +398,7 @@ class Worker:
             if isinstance(s.pacing, OpenLoop) and self.window.end_ns is not None:
                 self.recorder.not_sent += max(
                     0, s.pacing.count_before(self.window.end_ns) - s.op_index)
-            s.done = True
+            self._done(s)
 
     def _logout_all(self) -> None:
         """End every session: the cluster's client table is bounded, leave it as found."""
