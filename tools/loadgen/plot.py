@@ -4,6 +4,8 @@ Owns a tiny raster (RGB canvas, lines, a 3x5 pixel font for the axis figures) an
 encoding (zlib + struct, the format's three chunks), so the load generator needs no plotting
 dependency. Two panels share the time axis: ops/s on top, p99 in ms below; each is scaled to
 its own maximum, printed at its top left, and the run's length is printed under the time axis.
+Points are whole seconds of run time (warm-up included); the last one is usually a partial
+second (the drain), so its ops/s point drops.
 Must never read results from anywhere but its arguments.
 """
 
