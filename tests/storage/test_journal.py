@@ -257,3 +257,27 @@ def test_segmented_two_damaged_headers_in_a_row_are_two_faults(data_dir):
     assert [f.op for f in recovery.faults] == [3, 4]
     assert recovery.faults[1].expected_checksum == wire.frame_checksum(frames[3])
     assert data_dir.journal.read(5) == frames[4]
+
+
+@pytest.mark.parametrize("frame_size_bytes", [256, 5000, 8192])
+def test_ring_slots_larger_than_a_page_hold_small_and_full_prepares(tmp_path, frame_size_bytes):
+    from core.storage.datadir import format_data_dir, open_journal
+    from core.storage.testing import CLUSTER_TEST
+    root = str(tmp_path / "d")
+    state = format_data_dir(root, cluster=CLUSTER_TEST, replica=0, replica_count=3,
+                            journal_backend="ring", ring_slots=16, ring_slot_size_bytes=8192)
+    journal, _ = open_journal(root, state, 4)
+    frames = make_chain(1, 40, frame_size_bytes)
+    for start in range(0, 40, 4):
+        journal.truncate_prefix(max(0, start - 8))
+        journal.append(frames[start:start + 4])
+        journal.sync()
+    journal.close()
+    from core.storage.superblock import Superblock
+    sb = Superblock(os.path.join(root, "superblock"))
+    sb.update(checkpoint_op=32)
+    sb.close()
+    journal, recovery = open_journal(root, sb.state, 4)
+    assert (recovery.op_max, recovery.faults) == (40, ())
+    assert list(journal.iterate(33)) == frames[32:]
+    journal.close()
