@@ -5,7 +5,7 @@ from __future__ import annotations
 from domains.streams_wire import decode_create_stream, decode_create_topic, decode_ids
 from domains.users_wire import decode_create_user_request
 from tools.loadgen.mix import KINDS
-from tools.loadgen.workload import WIRE, Workload
+from tools.loadgen.workload import WIRE, Catalogue, Workload
 
 EVERYTHING = {kind: 1 for kind in KINDS}
 
@@ -84,3 +84,20 @@ def test_bodies_decode_with_the_domain_decoders():
         elif op.kind in ("get_stream", "delete_stream", "get_topic", "get_consumer_group",
                          "join_consumer_group", "leave_consumer_group", "get_user"):
             assert decode_ids(op.body, len(op.names)) == op.names
+
+
+def test_reads_share_the_process_catalogue_writes_stay_on_own_names():
+    shared = Catalogue()
+    sessions = [Workload(EVERYTHING, seed=2, run="r", process=0, session=s, shared=shared)
+                for s in range(2)]
+    foreign_reads = 0
+    for _ in range(1500):
+        for index, workload in enumerate(sessions):
+            op = workload.next_op()
+            mine = f"lg-r-0-{index}-"
+            if op.kind.startswith("get_") and op.key:
+                foreign_reads += not op.key.startswith(mine)
+            elif op.key:
+                assert op.key.startswith(mine), op  # writes never touch another's names
+            workload.completed(op, 0)
+    assert foreign_reads > 100

@@ -8,7 +8,7 @@ from domains.mux import MuxStateMachine
 from net.iggy import Operation
 from tests.domains.helpers import Driver, admit_sdk
 from tools.loadgen.mix import KINDS
-from tools.loadgen.workload import Workload
+from tools.loadgen.workload import Catalogue, Workload
 
 SESSIONS, OPS_PER_SESSION = 3, 700
 
@@ -16,12 +16,12 @@ SESSIONS, OPS_PER_SESSION = 3, 700
 def test_every_operation_of_an_all_kinds_mix_succeeds_against_the_domains():
     mux = MuxStateMachine()
     driver = Driver(mux)
-    workloads = []
+    workloads, shared = [], Catalogue()
     for session in range(SESSIONS):
         client = bytes([session + 1]) * 16
         assert driver.login(client, user_id=0)[0] == 0
         workloads.append((client, Workload({kind: 1 for kind in KINDS}, seed=7, run="t",
-                                           process=0, session=session)))
+                                           process=0, session=session, shared=shared)))
     seen = set()
     for _ in range(OPS_PER_SESSION):
         for client, workload in workloads:  # interleaved, as concurrent sessions are

@@ -39,7 +39,7 @@ from net.wire import FRAME_SIZE_MAX, FrameError
 from tools.loadgen.history import HistoryWriter
 from tools.loadgen.metrics import EVICTED, UNAVAILABLE, Recorder
 from tools.loadgen.pacing import NS_PER_S, ClosedLoop, OpenLoop, Window
-from tools.loadgen.workload import Op, Workload
+from tools.loadgen.workload import Catalogue, Op, Workload
 
 RETRY_PAUSE_S = 0.05  # as the SDK: a transient answer is re-sent about 50 ms later
 REPLY_TIMEOUT_S = 5.0
@@ -138,9 +138,10 @@ class Worker:
         self.window: Window | None = None
         self.recorder: Recorder | None = None
         self.history: HistoryWriter | None = None
+        shared = Catalogue()  # reads of any session target what any session here created
         self.sessions = [
             _Session(s, Workload(config.mix, seed=config.seed, run=config.run, process=process,
-                                 session=s),
+                                 session=s, shared=shared),
                      config.quota(process, s),
                      # spread the first connections; the roster then names the leader
                      (process * config.clients + s) % len(self.addresses))

@@ -1,16 +1,22 @@
 """One session's workload: which operation comes next, on which key, with which request body.
 
-Owns: the session's catalogue (the names it created and that still exist) and the
-deterministic draw of the next operation from the mix. The workload creates what it reads: a
-read, join, leave or delete only ever targets a name this session created, and when the
-catalogue has nothing to target yet, the prerequisite create is drawn instead (so the sent mix
-leans towards creates until the catalogue fills). Every created name is new (a per-session
-counter under a per-run prefix), so no key is ever created twice, and a deleted or left name is
-dropped from the catalogue when the operation is issued, so it is never targeted again.
+Owns: the catalogues of created names and the deterministic draw of the next operation from
+the mix. The workload creates what it reads:
+- writes that target an existing object (create a topic or group in it, join, leave, delete)
+  only target names this session created, so no other session can delete them underneath;
+- reads target names any session of the same process created (a `Catalogue` the process's
+  sessions share), so a history also orders operations of different sessions on one key:
+  session B's read after session A's create completed must find the object;
+- when nothing is there to target yet, the prerequisite create is drawn instead (so the sent
+  mix leans towards creates until the catalogue fills).
+Every created name is new (a per-session counter under a per-run prefix), so no key is ever
+created twice; a deleted or left name is dropped from the catalogues when the operation is
+issued, so it is never targeted again (a read already in flight may still find it gone).
 
-Given the same seed, run id, process and session, the sequence of operations is the same as
-long as the same operations succeed. Must never touch sockets, clocks or frames: the worker
-owns the transport and timing.
+The kinds drawn and the names created are a function of the seed, run id, process and session
+(given the same answers); which shared name a read picks also depends on what the other
+sessions had created by then. Must never touch sockets, clocks or frames: the worker owns the
+transport and timing.
 """
 
 from __future__ import annotations
@@ -69,8 +75,36 @@ class Op:
     names: tuple[str, ...]  # the same names, for the catalogue update on completion
 
 
+class Catalogue:
+    """Live names by kind, each list bounded by CATALOGUE_MAX (creates go on past it)."""
+
+    def __init__(self) -> None:
+        self.streams: list[str] = []
+        self.topics: list[tuple[str, str]] = []
+        self.groups: list[tuple[str, str, str]] = []
+        self.users: list[str] = []
+
+    def add(self, kind: str, names: tuple[str, ...]) -> None:
+        if kind == "create_stream":
+            _add(self.streams, names[0])
+        elif kind == "create_topic":
+            _add(self.topics, names)
+        elif kind == "create_consumer_group":
+            _add(self.groups, names)
+        elif kind == "create_user":
+            _add(self.users, names[0])
+
+    def forget_stream(self, stream: str) -> None:
+        # Deleting a stream cascades to its topics and groups on the server; forget them too.
+        if stream in self.streams:
+            self.streams.remove(stream)
+        self.topics = [t for t in self.topics if t[0] != stream]
+        self.groups = [g for g in self.groups if g[0] != stream]
+
+
 class Workload:
-    def __init__(self, mix: dict[str, int], *, seed: int, run: str, process: int, session: int):
+    def __init__(self, mix: dict[str, int], *, seed: int, run: str, process: int, session: int,
+                 shared: Catalogue | None = None):
         self.rng = random.Random(f"{seed}:{run}:{process}:{session}")
         self.prefix = f"lg-{run}-{process}-{session}"
         self.kinds = list(mix)
@@ -80,11 +114,9 @@ class Workload:
             total += mix[kind]
             self.cumulative.append(total)
         self.counter = 0
-        self.streams: list[str] = []
-        self.topics: list[tuple[str, str]] = []
-        self.groups: list[tuple[str, str, str]] = []
+        self.own = Catalogue()  # what this session created: targets of its writes
+        self.shared = shared if shared is not None else self.own  # targets of reads
         self.joined: list[tuple[str, str, str]] = []
-        self.users: list[str] = []
 
     def next_op(self) -> Op:
         kind = self.rng.choices(self.kinds, cum_weights=self.cumulative)[0]
@@ -98,17 +130,12 @@ class Workload:
         """Record what a successful create or join added (failures add nothing)."""
         if status:
             return
-        kind = op.kind
-        if kind == "create_stream":
-            _add(self.streams, op.names[0])
-        elif kind == "create_topic":
-            _add(self.topics, op.names)
-        elif kind == "create_consumer_group":
-            _add(self.groups, op.names)
-        elif kind == "join_consumer_group":
+        if op.kind == "join_consumer_group":
             _add(self.joined, op.names)
-        elif kind == "create_user":
-            _add(self.users, op.names[0])
+            return
+        self.own.add(op.kind, op.names)
+        if self.shared is not self.own:
+            self.shared.add(op.kind, op.names)
 
     # --- drawing --------------------------------------------------------------------------
 
@@ -117,7 +144,7 @@ class Workload:
         return f"{tag}{self.counter}"
 
     def _build(self, kind: str) -> Op | None:
-        rng = self.rng
+        rng, own, shared = self.rng, self.own, self.shared
         if kind == "create_stream":
             name = f"{self.prefix}-{self._fresh('s')}"
             return _op(kind, (name,), encode_create_stream(name, {}))
@@ -129,30 +156,42 @@ class Workload:
             return _op(kind, (name,), body)
         if kind == "get_streams":
             return _op(kind, (), b"")
-        if kind in ("get_stream", "delete_stream", "create_topic"):
-            if not self.streams:
+        if kind == "get_stream":
+            if not shared.streams:
                 return None
-            stream = rng.choice(self.streams)
+            stream = rng.choice(shared.streams)
+            return _op(kind, (stream,), encode_ids(stream))
+        if kind in ("delete_stream", "create_topic"):
+            if not own.streams:
+                return None
+            stream = rng.choice(own.streams)
             if kind == "create_topic":
                 topic = self._fresh("t")
                 return _op(kind, (stream, topic),
                            encode_create_topic(stream, TOPIC_PARTITIONS, topic, {}))
-            if kind == "delete_stream":
-                self._forget_stream(stream)
+            self._forget_stream(stream)
             return _op(kind, (stream,), encode_ids(stream))
-        if kind in ("get_topic", "create_consumer_group"):
-            if not self.topics:
+        if kind == "get_topic":
+            if not shared.topics:
                 return None
-            stream, topic = rng.choice(self.topics)
-            if kind == "create_consumer_group":
-                group = self._fresh("g")
-                return _op(kind, (stream, topic, group), encode_create_group(stream, topic, group))
-            return _op(kind, (stream, topic), encode_ids(stream, topic))
-        if kind in ("get_consumer_group", "join_consumer_group"):
-            if not self.groups:
+            names = rng.choice(shared.topics)
+            return _op(kind, names, encode_ids(*names))
+        if kind == "create_consumer_group":
+            if not own.topics:
                 return None
-            names = rng.choice(self.groups)
-            if kind == "join_consumer_group" and names in self.joined:
+            stream, topic = rng.choice(own.topics)
+            group = self._fresh("g")
+            return _op(kind, (stream, topic, group), encode_create_group(stream, topic, group))
+        if kind == "get_consumer_group":
+            if not shared.groups:
+                return None
+            names = rng.choice(shared.groups)
+            return _op(kind, names, encode_ids(*names))
+        if kind == "join_consumer_group":
+            if not own.groups:
+                return None
+            names = rng.choice(own.groups)
+            if names in self.joined:
                 return None
             return _op(kind, names, encode_ids(*names))
         if kind == "leave_consumer_group":
@@ -161,17 +200,16 @@ class Workload:
             names = self.joined.pop(rng.randrange(len(self.joined)))
             return _op(kind, names, encode_ids(*names))
         if kind == "get_user":
-            if not self.users:
+            if not shared.users:
                 return None
-            name = rng.choice(self.users)
+            name = rng.choice(shared.users)
             return _op(kind, (name,), identifier(name))
         raise ValueError(f"unknown operation kind {kind!r}")
 
     def _forget_stream(self, stream: str) -> None:
-        # Deleting a stream cascades to its topics and groups on the server; forget them too.
-        self.streams.remove(stream)
-        self.topics = [t for t in self.topics if t[0] != stream]
-        self.groups = [g for g in self.groups if g[0] != stream]
+        self.own.forget_stream(stream)
+        if self.shared is not self.own:
+            self.shared.forget_stream(stream)
         self.joined = [g for g in self.joined if g[0] != stream]
 
 
