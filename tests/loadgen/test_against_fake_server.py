@@ -14,6 +14,7 @@ scheduling stall) and are far tighter than any of these mistakes.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -46,14 +47,18 @@ def server(request):
         process.wait()
 
 
-def loadgen(address: str, tmp_path: Path, *args: str) -> dict:
-    out = tmp_path / "figures.json"
+def run_loadgen(address: str, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO), "METAVSR_USERNAME": "loadgen",
            "METAVSR_PASSWORD": "secret"}
-    done = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-m", "tools.cli", "loadgen", "--cluster", address,
-         "--processes", str(PROCESSES), "--clients", str(CLIENTS), "--json", str(out), *args],
+         "--processes", str(PROCESSES), "--clients", str(CLIENTS), *args],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+
+
+def loadgen(address: str, tmp_path: Path, *args: str) -> dict:
+    out = tmp_path / "figures.json"
+    done = run_loadgen(address, "--json", str(out), *args)
     assert done.returncode == 0, done.stderr
     print(done.stdout)
     return orjson.loads(out.read_bytes())
@@ -133,3 +138,12 @@ def test_a_replica_that_stops_leading_sends_its_sessions_to_the_next_one(server,
         key = (line["process"], line["session"])
         per_session[key] = per_session.get(key, 0) + 1
     assert len(per_session) == SESSIONS and min(per_session.values()) > 200 / SESSIONS
+
+
+def test_no_replica_listening_fails_fast_with_a_message():
+    with socket.socket() as probe:  # a port nobody listens on once the probe is closed
+        probe.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{probe.getsockname()[1]}"
+    done = run_loadgen(address, "--duration", "1")
+    assert done.returncode == 1
+    assert "accepts connections" in done.stderr

@@ -47,6 +47,9 @@ OP_DEADLINE_S = 30.0
 # Logins queue for the cluster's password hashing (scrypt, tens of ms each): generous.
 LOGIN_DEADLINE_S = 120.0
 LOGOUT_WAIT_S = 5.0
+# A login gives up early when every address refused this many connections in a row: a wrong
+# --cluster should fail in a second, not after LOGIN_DEADLINE_S.
+LOGIN_REFUSALS_PER_ADDRESS = 3
 RECV_SIZE_BYTES = 64 * 1024
 SESSIONS_MAX = 4096  # per process: one socket each, well under the usual fd limit
 SELECT_MAX_S = 0.1
@@ -115,6 +118,7 @@ class _Session:
         self.op_index = 0
         self.measured_issued = 0
         self.timer_gen = 0
+        self.refusals = 0  # connections refused in a row
         self.ready = False
         self.done = False
 
@@ -316,6 +320,13 @@ class Worker:
         if s.pending is not None:
             self._retry(s)
 
+    def _refused(self, s: _Session) -> None:
+        s.refusals += 1
+        if (s.pending is not None and s.pending.kind == "login"
+                and s.refusals >= LOGIN_REFUSALS_PER_ADDRESS * len(self.addresses)):
+            raise LoadgenError(f"no replica of {self._addresses()} accepts connections")
+        self._lost(s)
+
     def _reply(self, s: _Session, frame: bytes) -> None:
         pending = s.pending
         now = self.clock()
@@ -436,7 +447,7 @@ class Worker:
         err = sock.connect_ex(self.addresses[s.address_index])
         if err not in (0, errno.EINPROGRESS):
             sock.close()
-            self._lost(s)
+            self._refused(s)
             return
         s.sock = sock
         s.reader = FrameReader(FRAME_SIZE_MAX)
@@ -447,9 +458,10 @@ class Worker:
     def _writable(self, s: _Session) -> None:
         if s.connecting:
             if s.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
-                self._lost(s)
+                self._refused(s)
                 return
             s.connecting = False
+            s.refusals = 0
         self._flush(s)
 
     def _flush(self, s: _Session) -> None:
