@@ -13,7 +13,8 @@ first u32 is a counter. Fault options, so the client's re-send paths are exercis
 --transient-every N answers every N-th request with 57 (TransientNotCommitted), --drop-every N
 closes the connection instead of answering every N-th request, and --backup-after N answers 58
 (TransientNotAccepted, "not the primary") to everything after the N-th request, as a replica
-that lost its leadership does.
+that lost its leadership does. --refuse-logins answers every Register with Eviction 9
+(InvalidCredentials).
 
 Usage: python tests/loadgen/fake_server.py --service-ms 5  (prints its port on stdout).
 Never used outside the tests.
@@ -35,7 +36,8 @@ from net.iggy import Code, Operation
 from net.wire import FRAME_SIZE_MAX, FrameError, decode_header
 
 
-def serve(service_s: float, transient_every: int, drop_every: int, backup_after: int) -> None:
+def serve(service_s: float, transient_every: int, drop_every: int, backup_after: int,
+          refuse_logins: bool) -> None:
     listener = socket.socket()
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", 0))
@@ -92,6 +94,8 @@ def serve(service_s: float, transient_every: int, drop_every: int, backup_after:
                 answer = iggy.reply_frame(header, status=iggy.STATUS_TRANSIENT_NOT_ACCEPTED)
             elif transient_every and served % transient_every == 0:
                 answer = iggy.reply_frame(header, status=iggy.STATUS_TRANSIENT_NOT_COMMITTED)
+            elif header.operation == Operation.REGISTER and refuse_logins:
+                answer = iggy.eviction_frame(header.client, iggy.EvictionReason.INVALID_CREDENTIALS)
             elif header.operation == Operation.REGISTER:
                 sessions += 1
                 answer = iggy.answer_frame(header, 0, struct.pack("<IQ", 0, sessions))
@@ -111,8 +115,10 @@ def main() -> None:
     parser.add_argument("--transient-every", type=int, default=0)
     parser.add_argument("--drop-every", type=int, default=0)
     parser.add_argument("--backup-after", type=int, default=0)
+    parser.add_argument("--refuse-logins", action="store_true")
     args = parser.parse_args()
-    serve(args.service_ms / 1000.0, args.transient_every, args.drop_every, args.backup_after)
+    serve(args.service_ms / 1000.0, args.transient_every, args.drop_every, args.backup_after,
+          args.refuse_logins)
 
 
 if __name__ == "__main__":

@@ -147,3 +147,9 @@ def test_no_replica_listening_fails_fast_with_a_message():
     done = run_loadgen(address, "--duration", "1")
     assert done.returncode == 1
     assert "accepts connections" in done.stderr
+
+
+def test_refused_credentials_fail_the_run_with_a_message(server):
+    done = run_loadgen(server("--refuse-logins"), "--duration", "1")
+    assert done.returncode == 1
+    assert "check the credentials" in done.stderr
