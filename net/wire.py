@@ -148,7 +148,9 @@ COMMAND_LAYOUTS: dict[Command, tuple[str, tuple[str, ...]]] = {
     Command.REQUEST_START_VIEW: ("Q120x", ("nonce",)),
     Command.REQUEST_HEADERS: ("QQ112x", ("op_min", "op_max")),
     Command.REQUEST_PREPARE: ("QQ8x104x", ("prepare_op", "prepare_checksum")),
-    Command.HEADERS: ("QQ112x", ("op_min", "op_max")),
+    # `commit`: the sender's applied op; headers at or below it are committed, so canonical
+    # whoever sends them (the primary's others are canonical for its view).
+    Command.HEADERS: ("QQQ104x", ("op_min", "op_max", "commit")),
     Command.REQUEST_SNAPSHOT: ("QQ112x", ("checkpoint_op", "offset")),
     Command.SNAPSHOT_CHUNK: (
         "QQ8xQQ88x",

@@ -19,7 +19,7 @@ from net.wire import HEADER_SIZE
 
 class Log:
     __slots__ = ("headers", "raw_headers", "frames", "wanted", "durable", "faulty", "head",
-                 "floor", "verified_from")
+                 "floor", "verified_from", "trusted_from")
 
     def __init__(self, floor: int) -> None:
         self.headers: dict[int, object] = {}
@@ -36,6 +36,10 @@ class Log:
         # Ops <= floor are behind the checkpoint or applied: never repaired, never changed.
         self.floor = floor
         self.verified_from = floor + 1
+        # Local headers at or above this op are canonical for the log's log_view: they came
+        # with the view (start_view / merge, a contiguous window up to the head) or from its
+        # primary since. Below it, only the hash chain from the head vouches for an entry.
+        self.trusted_from = floor + 1
 
     def checksum(self, op: int) -> int | None:
         header = self.headers.get(op)
@@ -111,14 +115,29 @@ class Log:
             op -= 1
         return replaced
 
+    def trust_window(self, ops) -> None:
+        """The log was just installed with canonical headers at `ops`: trust the contiguous
+        run of them ending at the head (nothing, if the head is not among them)."""
+        low = self.head + 1
+        while low - 1 in ops and low - 1 > self.floor:
+            low -= 1
+        self.trusted_from = low
+
     def verified_headers(self, count: int) -> list[bytes]:
-        """Raw headers of the chain-verified suffix, at most `count`, oldest first."""
+        """Raw canonical headers among the newest `count` ops, oldest first: trusted ones
+        and those chained down from the head (applied ones included)."""
         raws: list[bytes] = []
         header = self.headers.get(self.head)
-        while header is not None and len(raws) < count:
-            raws.append(self.raw_headers[header.op])
-            below = self.headers.get(header.op - 1)
-            header = below if below is not None and below.checksum == header.parent else None
+        chained = header is not None
+        for op in range(self.head, max(self.head - count, -1), -1):
+            header = self.headers.get(op)
+            if header is None:
+                chained = False
+                continue
+            if chained and op < self.head:
+                chained = header.checksum == self.headers[op + 1].parent
+            if chained or op >= self.trusted_from:
+                raws.append(self.raw_headers[op])
         raws.reverse()
         return raws
 

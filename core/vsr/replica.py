@@ -178,6 +178,13 @@ class Replica:
                 self.log.set_header(header, raw)
         # The head promised with log_view stands even if the journal lost its tail.
         self.log.head = max(self.log.head, rec.view_op)
+        if rec.log_view > 0:
+            # Trust what came with the view, contiguous up to its head; the journal's entries
+            # above that head were prepared in log_view, so they are canonical too.
+            view_ops = set(decode_headers(b"".join(rec.view_headers)))
+            journal_above = {op for op in rec.journal if op > rec.view_op}
+            self.log.trust_window(view_ops | journal_above | {
+                op for op in range(rec.view_op + 1, self.log.head + 1)})
         self.log.walk_chain()
         # A prepare names the commit its primary knew; a chain-verified one proves it.
         for op in range(self.log.verified_from, self.log.head + 1):
@@ -615,7 +622,7 @@ class Replica:
         merged = merge(list(self.dvcs.values()), self.config.quorum)
         if merged is None:
             return  # a corrupt head hides ops that may be acknowledged: wait for more votes
-        self._install_log(merged.head, merged.headers)
+        self._install_log(merged.head, merged.headers, merged.head_checksum)
         self.view_start_head = merged.head
         self.log_view = self.view
         self.status = STATUS_NORMAL
@@ -635,8 +642,12 @@ class Replica:
         self._heartbeat()
         self._commit_pipeline()
 
-    def _install_log(self, head: int, headers: dict) -> None:
-        """Adopt a canonical log: cut above head, replace headers that differ."""
+    def _install_log(self, head: int, headers: dict, head_checksum: int | None) -> None:
+        """Adopt a canonical log: cut above head, replace headers that differ.
+
+        When the canonical head's header is not given, a local header there is trusted only
+        if it has the head's known identity: trust flows down from the head, so a stale one
+        must not stand in for it (it is dropped and repaired)."""
         check(head >= self.commit_min, "a view change never cuts an applied op")
         if self.log.head > head:
             self.actions.append(Truncate(head))
@@ -647,6 +658,13 @@ class Replica:
                 header, raw = headers[op]
                 self.log.set_header(header, raw)
         self.log.head = head
+        local = self.log.headers.get(head)
+        if head not in headers and head > self.commit_min:
+            if local is not None and local.checksum != head_checksum:
+                self.log.forget(head)
+            if head_checksum is not None and head not in self.log.headers:
+                self.log.wanted[head] = head_checksum
+        self.log.trust_window(headers)
         self.log.walk_chain()
 
     def _send_start_view(self, to: int | None, nonce: int) -> None:
@@ -678,7 +696,7 @@ class Replica:
         self.queue.clear()
         self.sessions.abandon_in_flight()
         self.reads.clear()
-        self._install_log(h.op, headers)
+        self._install_log(h.op, headers, headers[h.op][0].checksum if h.op in headers else None)
         self._persist_view()
         self._learn_commit(h.commit)
         # Acknowledge in the new view every uncommitted prepare we hold durably.
@@ -712,15 +730,17 @@ class Replica:
             if requests >= self.config.repair_requests_max:
                 break
             checksum = self.log.checksum(op)
-            if checksum is None:
-                if backup_in_view:
-                    top = op
-                    while top + 1 <= self.log.head and self.log.checksum(top + 1) is None:
-                        top += 1
-                    self._send(primary, Command.REQUEST_HEADERS, op_min=op, op_max=top)
-                    requests += 1
-                continue
             peers = [r for r in range(self.config.replica_count) if r != self.replica]
+            if checksum is None:
+                # Identity unknown: the primary of our view knows it; otherwise a peer that
+                # has committed the op does (committed headers are canonical).
+                top = op
+                while top + 1 <= self.log.head and self.log.checksum(top + 1) is None:
+                    top += 1
+                to = primary if backup_in_view else self.rng.choice(peers)
+                self._send(to, Command.REQUEST_HEADERS, op_min=op, op_max=top)
+                requests += 1
+                continue
             to = primary if backup_in_view and requests % 2 == 0 else self.rng.choice(peers)
             self._send(to, Command.REQUEST_PREPARE, prepare_op=op, prepare_checksum=checksum)
             requests += 1
@@ -766,27 +786,31 @@ class Replica:
             self.actions.append(Send(h.replica, frame))
 
     def _on_request_headers(self, h, body) -> None:
-        if self.status != STATUS_NORMAL or not self.is_primary or h.view != self.view:
-            return
-        low = max(h.op_min, self.log.floor - self.config.journal_retention_ops, 1)
-        high = min(h.op_max, self.log.head, low + self.config.headers_reply_max - 1)
+        primary_in_view = self.status == STATUS_NORMAL and self.is_primary and \
+            h.view == self.view
+        # The primary's log is canonical for its view; anyone's applied ops are canonical.
+        top = self.log.head if primary_in_view else self.commit_min
+        low = max(h.op_min, 1)
+        high = min(h.op_max, top, low + self.config.headers_reply_max - 1)
         raws = [self.log.raw_headers[op] for op in range(low, high + 1)
                 if op in self.log.raw_headers]
         if raws:
             self._send(h.replica, Command.HEADERS, encode_headers(raws), op_min=low,
-                       op_max=high)
+                       op_max=high, commit=self.commit_min)
 
     def _on_headers(self, h, body) -> None:
-        if self.status != STATUS_NORMAL or self.is_primary or h.view != self.view or \
-                h.replica != self.primary_of(self.view):
+        if self.status == STATUS_VIEW_CHANGE:
             return
+        from_primary = self.status == STATUS_NORMAL and not self.is_primary and \
+            h.view == self.view and h.replica == self.primary_of(self.view)
         try:
             headers = decode_headers(body)
         except FrameError:
             return
-        # Headers from the primary of our view are canonical for it.
         for op in sorted(headers):
-            if op > self.commit_min:
+            # Canonical when the primary of our view sends them, or when committed (at or
+            # below the sender's applied op) whoever sends them.
+            if op > self.commit_min and (from_primary or op <= h.commit):
                 header, raw = headers[op]
                 self.log.set_header(header, raw)
         self.log.walk_chain()

@@ -51,6 +51,7 @@ class Merged(NamedTuple):
     head: int
     commit: int
     headers: dict  # op -> (header, raw bytes), canonical
+    head_checksum: int | None  # the head's identity, also when only its child named it
 
 
 def encode_headers(raws: list[bytes]) -> bytes:
@@ -137,16 +138,23 @@ def merge(dvcs: list[DoViewChange], quorum: int) -> Merged | None:
         if nacks < quorum:
             return None
         head = known_top
+    head_checksum = _identity(headers, head)
     for op in range(commit + 1, head + 1):
-        if op in headers:
-            checksum = headers[op][0].checksum
-        else:  # known by its child's parent pointer, if the child is known
-            checksum = headers[op + 1][0].parent if op + 1 in headers else None
+        checksum = _identity(headers, op)
         if checksum is not None and _nacks(dvcs, op, checksum) >= quorum:
             head = op - 1  # op was never committed, so nothing above it was either
+            head_checksum = headers[op][0].parent if op in headers else _identity(headers, head)
             break
     # Every committed op is in the log of the highest log_view, and the nack rules only cut
     # ops a quorum never prepared (so never committed): the merged head covers every commit.
     check(commit <= head, f"merged head {head} below a known commit {commit}")
     return Merged(head=head, commit=commit,
-                  headers={op: pair for op, pair in headers.items() if op <= head})
+                  headers={op: pair for op, pair in headers.items() if op <= head},
+                  head_checksum=head_checksum)
+
+
+def _identity(headers: dict, op: int) -> int | None:
+    """The checksum of op: its header's, else its child's parent pointer, else unknown."""
+    if op in headers:
+        return headers[op][0].checksum
+    return headers[op + 1][0].parent if op + 1 in headers else None
