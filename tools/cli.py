@@ -16,7 +16,7 @@ SUBCOMMANDS: dict[str, str] = {
     "bench": "tools.bench",
     "sim": "tools.sim",
     "format": "tools.format",
-    "inspect": "tools.inspect",
+    "inspect": "tools.inspect_data",  # not tools/inspect.py: it would shadow the stdlib module
     "loadgen": "tools.loadgen.command",
     "cpu-plan": "tools.cpu_plan",
     "ctl": "tools.ctl",
