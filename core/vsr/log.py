@@ -136,7 +136,8 @@ class Log:
                 continue
             if chained and op < self.head:
                 chained = header.checksum == self.headers[op + 1].parent
-            if chained or op >= self.trusted_from:
+            # Applied ops are committed, so canonical whatever the chain says.
+            if chained or op >= self.trusted_from or op <= self.floor:
                 raws.append(self.raw_headers[op])
         raws.reverse()
         return raws
@@ -145,12 +146,20 @@ class Log:
         """What this replica can testify about the prepare it knows at op (view_change)."""
         if self.durable.get(op) == self.headers[op].checksum:
             return PRESENT
-        return FAULTY if op in self.faulty else NACK
+        return FAULTY if op in self.faulty or op in self.durable else NACK
 
-    def dvc_wanted(self, count: int) -> list[tuple[int, int, int]]:
-        """(op, checksum, NACK | FAULTY) of the newest `count` ops known only by checksum."""
-        ops = sorted(op for op in self.wanted if op > self.head - count)
-        return [(op, self.wanted[op], FAULTY if op in self.faulty else NACK) for op in ops]
+    def dvc_wanted(self, count: int, sent: set) -> list[tuple[int, int, int]]:
+        """Testimony about the newest `count` ops above the floor whose header is not in
+        `sent`: (op, checksum or 0 when this replica cannot name it, NACK | FAULTY). NACK
+        means nothing is durable here at op, whatever prepare it is; a durable copy of
+        unknown standing testifies nothing (it may be an acknowledged prepare)."""
+        out = []
+        for op in range(max(self.floor + 1, self.head - count + 1), self.head + 1):
+            if op in sent:
+                continue
+            status = FAULTY if op in self.faulty or op in self.durable else NACK
+            out.append((op, self.wanted.get(op, 0), status))
+        return out
 
     def missing(self) -> list[int]:
         """Ops in (floor, head] this replica cannot apply or serve yet, lowest first."""

@@ -587,7 +587,8 @@ class Replica:
     def _dvc_body(self) -> tuple[bytes, int]:
         raws = self.log.verified_headers(self.config.view_headers_max)
         statuses = [self.log.dvc_status(decode_header(raw).op) for raw in raws]
-        wanted = self.log.dvc_wanted(self.config.view_headers_max)
+        sent = {decode_header(raw).op for raw in raws}
+        wanted = self.log.dvc_wanted(self.config.view_headers_max, sent)
         return encode_dvc_body(raws, statuses, wanted), len(raws)
 
     def _send_do_view_change(self) -> None:

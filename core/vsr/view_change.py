@@ -31,10 +31,10 @@ from core.check import check
 from net.wire import HEADER_SIZE, Command, FrameError, decode_header, header_checksum_ok
 
 
-# Per-header status in a do_view_change body.
-PRESENT = 1  # durable here
-NACK = 0  # header known, never durable here, not lost to corruption
-FAULTY = 2  # was durable here but the copy is corrupt: proves nothing either way
+# Per-op testimony in a do_view_change body.
+PRESENT = 1  # this very prepare is durable here
+NACK = 0  # nothing is durable here at this op, and nothing was lost to corruption
+FAULTY = 2  # proves nothing: a corrupt copy, or a durable copy of another prepare
 
 
 class DoViewChange(NamedTuple):
@@ -100,19 +100,25 @@ def decode_headers(body: bytes | memoryview) -> dict:
     return headers
 
 
-def _nacks(dvcs: list[DoViewChange], op: int, checksum: int) -> int:
+def _nacks(dvcs: list[DoViewChange], op: int, checksum: int | None) -> int:
+    """Senders proving they never held the prepare `checksum` at op durably (None: whatever
+    prepare it is, when nobody can name it)."""
     count = 0
     for d in dvcs:
         if op > d.op:
-            count += 1
+            count += 1  # nothing at op at all
             continue
         pair = d.headers.get(op)
-        if pair is not None and (pair[0].checksum != checksum or d.status.get(op) == NACK):
-            count += 1
+        if pair is not None:
+            status = d.status.get(op)
+            if status == NACK:
+                count += 1  # nothing durable at op
+            elif status == PRESENT and checksum is not None and pair[0].checksum != checksum:
+                count += 1  # its one durable copy at op is another prepare
             continue
         wanted = d.wanted.get(op)
-        if pair is None and wanted is not None and (wanted[0] != checksum or wanted[1] == NACK):
-            count += 1
+        if wanted is not None and wanted[1] == NACK:
+            count += 1  # nothing durable at op
     return count
 
 
@@ -133,9 +139,9 @@ def merge(dvcs: list[DoViewChange], quorum: int) -> Merged | None:
             headers[op] = pair
     known_top = max((op for op in headers if op <= head), default=0)
     if known_top < head:
-        # Ops (known_top, head] exist on the winning replica but nobody can name them.
-        nacks = sum(1 for d in dvcs if d.op <= known_top)
-        if nacks < quorum:
+        # Ops (known_top, head] exist on the winning replica but nobody can name them: cut
+        # them only if a quorum holds nothing durable at the lowest of them.
+        if _nacks(dvcs, known_top + 1, None) < quorum:
             return None
         head = known_top
     head_checksum = _identity(headers, head)

@@ -91,3 +91,14 @@ def test_an_op_known_only_by_checksum_is_cut_when_a_quorum_never_held_it():
     c = dvc(2, 2, {**below, **above}, wanted={3: (checksum, NACK)})
     assert merge([a, b, c], quorum=2).head == 2
     assert merge([a, b], quorum=2).head == 6  # one nack proves nothing: wait for repair
+
+
+def test_an_unnamed_head_is_cut_when_a_quorum_holds_nothing_durable_there():
+    log = chain(4)
+    known = {o: log[o] for o in range(1, 5)}
+    # Every replica's head is op 6 but nobody can name ops 5 and 6.
+    holder = dvc(0, 3, known, op=6, wanted={5: (0, FAULTY), 6: (0, FAULTY)})
+    empty_a = dvc(1, 3, known, op=6, wanted={5: (0, NACK), 6: (0, NACK)})
+    empty_b = dvc(2, 3, known, op=6, wanted={5: (0, NACK), 6: (0, NACK)})
+    assert merge([holder, empty_a], quorum=2) is None
+    assert merge([holder, empty_a, empty_b], quorum=2).head == 4
