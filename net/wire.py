@@ -166,46 +166,7 @@ class _Layout(NamedTuple):
     struct: struct.Struct
     tuple_type: type
     fields: tuple[str, ...]
-
-
-def _build_layouts() -> dict[int, _Layout]:
-    layouts: dict[int, _Layout] = {}
-    for command, (specific_fmt, specific_fields) in COMMAND_LAYOUTS.items():
-        packer = struct.Struct(_COMMON_FMT + specific_fmt)
-        assert packer.size == HEADER_SIZE, (command, packer.size)
-        fields = _COMMON_FIELDS + specific_fields
-        tuple_type = namedtuple(f"{command.name.title().replace('_', '')}Header", fields)
-        layouts[int(command)] = _Layout(packer, tuple_type, fields)
-    return layouts
-
-
-_LAYOUTS = _build_layouts()
-_COMMON = struct.Struct(_COMMON_FMT)
-_SIZE_AT = struct.Struct("<I")
-_COMMAND_OFFSET = 60
-_VIEW_SLICE = slice(52, 56)
-
-
-def header_type(command: Command) -> type:
-    """The namedtuple type of a command's header (fields: common then command-specific)."""
-    return _LAYOUTS[int(command)].tuple_type
-
-
-def make_header(command: Command, **fields: object):
-    """A header with every field not given set to zero (bytes fields to zero bytes)."""
-    layout = _LAYOUTS[int(command)]
-    values = []
-    for name, code in zip(layout.fields, _field_codes(layout.struct.format)):
-        if name in fields:
-            values.append(fields.pop(name))
-        elif code == "s":
-            values.append(b"")
-        else:
-            values.append(0)
-    if fields:
-        raise TypeError(f"unknown fields for {command.name}: {sorted(fields)}")
-    header = layout.tuple_type._make(values)
-    return header._replace(command=int(command))
+    zero: tuple  # every field zero (bytes fields b""), command set: make_header's start
 
 
 def _field_codes(fmt: str) -> list[str]:
@@ -225,6 +186,40 @@ def _field_codes(fmt: str) -> list[str]:
             codes.extend(ch * (int(number) if number else 1))
         number = ""
     return codes
+
+
+def _build_layouts() -> dict[int, _Layout]:
+    layouts: dict[int, _Layout] = {}
+    for command, (specific_fmt, specific_fields) in COMMAND_LAYOUTS.items():
+        packer = struct.Struct(_COMMON_FMT + specific_fmt)
+        assert packer.size == HEADER_SIZE, (command, packer.size)
+        fields = _COMMON_FIELDS + specific_fields
+        tuple_type = namedtuple(f"{command.name.title().replace('_', '')}Header", fields)
+        zero = tuple_type._make(b"" if code == "s" else 0 for code in _field_codes(packer.format))
+        layouts[int(command)] = _Layout(packer, tuple_type, fields,
+                                        zero._replace(command=int(command)))
+    return layouts
+
+
+_LAYOUTS = _build_layouts()
+_COMMON = struct.Struct(_COMMON_FMT)
+_SIZE_AT = struct.Struct("<I")
+_COMMAND_OFFSET = 60
+_VIEW_SLICE = slice(52, 56)
+
+
+def header_type(command: Command) -> type:
+    """The namedtuple type of a command's header (fields: common then command-specific)."""
+    return _LAYOUTS[int(command)].tuple_type
+
+
+def make_header(command: Command, **fields: object):
+    """A header with every field not given set to zero (bytes fields to zero bytes)."""
+    zero = _LAYOUTS[int(command)].zero
+    try:
+        return zero._replace(**fields) if fields else zero
+    except ValueError:
+        raise TypeError(f"unknown fields for {command.name}: {sorted(fields)}") from None
 
 
 def _header_checksum(buf: bytes | bytearray | memoryview, command: int) -> int:

@@ -47,7 +47,7 @@ class Kind(enum.IntEnum):
     CHECKPOINT = 13  # [op u64]
     APPEND = 32  # [seq u64][op u64] + prepare frame
     TRUNCATE = 33  # [op u64]: drop every journal entry above op
-    PERSIST_VIEW = 34  # [view u32][log_view u32] + raw view headers
+    PERSIST_VIEW = 34  # [view u32][log_view u32][head op u64] + raw view headers
     DURABLE = 35  # [seq u64]: every append up to seq is durable
     VIEW_PERSISTED = 36  # [view u32][log_view u32]
     CHECKPOINT_DONE = 37  # [op u64]
@@ -73,6 +73,7 @@ _OP = struct.Struct("<BQ")
 _VIEW = struct.Struct("<BIBB")
 _SEQ_OP = struct.Struct("<BQQ")
 _VIEWS = struct.Struct("<BII")
+_PERSIST_VIEW = struct.Struct("<BIIQ")
 
 
 def kind_of(record: memoryview | bytes) -> int:
@@ -185,14 +186,19 @@ def truncate(op: int) -> bytes:
     return _OP.pack(Kind.TRUNCATE, op)
 
 
-def persist_view(view_number: int, log_view: int, headers: list[bytes]) -> bytes:
-    return _VIEWS.pack(Kind.PERSIST_VIEW, view_number, log_view) + b"".join(headers)
+def persist_view(view_number: int, log_view: int, op: int, headers: list[bytes]) -> bytes:
+    return _PERSIST_VIEW.pack(Kind.PERSIST_VIEW, view_number, log_view, op) + b"".join(headers)
 
 
-def read_views(record: memoryview) -> tuple[int, int, memoryview]:
-    """PERSIST_VIEW or VIEW_PERSISTED: (view, log_view, rest)."""
+def read_persist_view(record: memoryview) -> tuple[int, int, int, memoryview]:
+    """(view, log_view, head op, raw view headers)."""
+    _, view_number, log_view, op = _PERSIST_VIEW.unpack_from(record)
+    return view_number, log_view, op, record[_PERSIST_VIEW.size:]
+
+
+def read_view_persisted(record: memoryview) -> tuple[int, int]:
     _, view_number, log_view = _VIEWS.unpack_from(record)
-    return view_number, log_view, record[_VIEWS.size:]
+    return view_number, log_view
 
 
 def durable(seq: int) -> bytes:

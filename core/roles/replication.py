@@ -32,7 +32,7 @@ from core.vsr.messages import (
     Append, Applied, AppliedEntry, Apply, Checkpoint, CheckpointDone, Durable, PersistView,
     Query, Receive, Reply, ReplyFromTable, RequestSnapshot, Send, Tick, Truncate,
 )
-from net import wire
+from net import iggy, wire
 
 CLIENT_CONNECTIONS_MAX = 65_536  # client -> connection map; the oldest entries go first
 
@@ -69,8 +69,7 @@ class Replication:
         elif kind == Kind.DURABLE:
             self._step(Durable(records.read_op(record)), out)
         elif kind == Kind.VIEW_PERSISTED:
-            view, log_view, _ = records.read_views(record)
-            if self._barrier == (view, log_view):
+            if self._barrier == records.read_view_persisted(record):
                 self._barrier = None
                 self._run_deferred(out)
         elif kind == Kind.APPLIED:
@@ -107,7 +106,7 @@ class Replication:
             elif kind is Reply:
                 conn = self.clients.get(action.client)
                 if conn is not None:
-                    out.outbound.append(records.client_frame(conn, action.frame))
+                    out.outbound.append(records.client_frame(conn, _iggy_reply(action.frame)))
             elif kind is Query:
                 conn = self.clients.get(action.header.client)
                 if conn is not None:
@@ -122,7 +121,7 @@ class Replication:
                 out.journal.append(records.truncate(action.op))
             elif kind is PersistView:
                 out.journal.append(records.persist_view(action.view, action.log_view,
-                                                        action.headers))
+                                                        action.op, action.headers))
                 self._barrier = (action.view, action.log_view)
             else:
                 check(kind is RequestSnapshot, f"unknown core action {action!r}")
@@ -158,6 +157,14 @@ class Replication:
         clients.move_to_end(client)
         if len(clients) > CLIENT_CONNECTIONS_MAX:
             clients.popitem(last=False)
+
+
+def _iggy_reply(core_reply: bytes) -> bytes:
+    """The core's reply (status in the header, raw result body) in the channel the Iggy SDK
+    expects for its operation: login reply or eviction, result section, or raw body."""
+    header = wire.decode_header(core_reply)
+    return iggy.answer_frame(header, header.status, core_reply[wire.HEADER_SIZE:], op=header.op,
+                             commit=header.commit)
 
 
 def _frame_of(header, body: bytes | memoryview) -> bytes:

@@ -30,3 +30,14 @@ def test_every_record_kind_round_trips():
     assert found[:4] == (4, True, 12, False) and bytes(found[4]) == b"hash"
     assert records.read_view(memoryview(records.view(17, 2, True))) == (17, 2, True)
     assert records.kind_of(records.broadcast(frame)) == Kind.BROADCAST
+
+
+def test_journal_ring_records_round_trip():
+    seq, op, frame = records.read_append(memoryview(records.append(9, 41, b"prepare")))
+    assert (seq, op, bytes(frame)) == (9, 41, b"prepare")
+    view, log_view, head, headers = records.read_persist_view(
+        memoryview(records.persist_view(5, 4, 77, [b"h" * 256, b"i" * 256])))
+    assert (view, log_view, head, len(headers)) == (5, 4, 77, 512)
+    assert records.read_view_persisted(memoryview(records.view_persisted(5, 4))) == (5, 4)
+    for make in (records.truncate, records.durable, records.checkpoint_done):
+        assert records.read_op(memoryview(make(123))) == 123

@@ -38,7 +38,7 @@ def _journal_answers(out: Outputs) -> list[bytes]:
         if records.kind_of(view) == Kind.APPEND:
             answers.append(records.durable(records.read_append(view)[0]))
         elif records.kind_of(view) == Kind.PERSIST_VIEW:
-            view_number, log_view, _ = records.read_views(view)
+            view_number, log_view, _op, _headers = records.read_persist_view(view)
             answers.append(records.view_persisted(view_number, log_view))
     return answers
 
@@ -73,6 +73,8 @@ def test_a_request_goes_journal_then_owner_then_back_to_its_connection():
     header = wire.decode_header(frame)
     assert conn == 7 and header.command == wire.Command.REPLY
     assert header.operation == Operation.REGISTER
+    login = iggy.parse_login_reply(iggy.parse_reply(bytes(frame), Operation.REGISTER).payload)
+    assert (login.user_id, login.session) == (0, owner.applied_op)
     assert owner.mux.lookup_session(CLIENT, owner.applied_op) == 0
 
 
@@ -138,4 +140,7 @@ def test_create_stream_round_trip_reaches_the_state():
     run(records.client_request(1, 0, iggy.request_frame(
         CLIENT, session, 1, Operation.CREATE_STREAM, streams_wire.encode_create_stream("x", {}))))
     assert len(outputs) == 2
+    created = iggy.parse_reply(bytes(records.read_conn_frame(memoryview(outputs[1]))[1]),
+                               Operation.CREATE_STREAM)
+    assert created.status == 0 and streams_wire.decode_stream_details(created.payload).name == "x"
     assert b"x" in owner.mux.query(201, b"", 0)[1]
