@@ -234,6 +234,23 @@ class MalformedResult(ValueError):
     """A result body that does not follow its layout (raised by every result decoder)."""
 
 
+def read_one(payload: bytes, read):
+    """Decode exactly one item with read(reader); trailing bytes are malformed."""
+    reader = Reader(payload)
+    item = read(reader)
+    reader.end()
+    return item
+
+
+def read_until_end(payload: bytes, read) -> list:
+    """Items read back to back with read(reader) until the body ends (lists with no count)."""
+    reader = Reader(payload)
+    items = []
+    while reader.pos < len(payload):
+        items.append(read(reader))
+    return items
+
+
 def result_decoder(decode):
     """Wrap a decoder of a whole result body: every failure becomes `MalformedResult` naming the
     layout. The wrapped function takes `bytes` and must consume the body exactly."""

@@ -25,6 +25,8 @@ from domains.codec import (
     identifier,
     name8,
     options_block,
+    read_one,
+    read_until_end,
     result_decoder,
     string_options_only,
 )
@@ -313,19 +315,9 @@ def _read_member(reader: Reader) -> ConsumerGroupMember:
     return ConsumerGroupMember(member_id, struct.unpack(f"<{count}I", owned))
 
 
-def _until_end(reader: Reader, read) -> list:
-    items = []
-    while reader.pos < len(reader.buf):
-        items.append(read(reader))
-    return items
-
-
 @result_decoder
 def decode_stream_header(payload: bytes) -> StreamHeader:
-    reader = Reader(payload)
-    header = _read_stream_header(reader)
-    reader.end()
-    return header
+    return read_one(payload, _read_stream_header)
 
 
 @result_decoder
@@ -341,16 +333,12 @@ def decode_stream_details(payload: bytes) -> StreamDetails:
 @result_decoder
 def decode_stream_list(payload: bytes) -> list[StreamHeader]:
     """GetStreams: headers back to back to the end (an empty body is no streams)."""
-    reader = Reader(payload)
-    return _until_end(reader, _read_stream_header)
+    return read_until_end(payload, _read_stream_header)
 
 
 @result_decoder
 def decode_topic_header(payload: bytes) -> TopicHeader:
-    reader = Reader(payload)
-    header = _read_topic_header(reader)
-    reader.end()
-    return header
+    return read_one(payload, _read_topic_header)
 
 
 @result_decoder
@@ -375,18 +363,12 @@ def decode_topic_list(payload: bytes) -> list[TopicHeader]:
 
 @result_decoder
 def decode_partition(payload: bytes) -> Partition:
-    reader = Reader(payload)
-    partition = _read_partition(reader)
-    reader.end()
-    return partition
+    return read_one(payload, _read_partition)
 
 
 @result_decoder
 def decode_group_header(payload: bytes) -> ConsumerGroupHeader:
-    reader = Reader(payload)
-    header = _read_group_header(reader)
-    reader.end()
-    return header
+    return read_one(payload, _read_group_header)
 
 
 @result_decoder
@@ -402,8 +384,7 @@ def decode_group_details(payload: bytes) -> ConsumerGroupDetails:
 @result_decoder
 def decode_group_list(payload: bytes) -> list[ConsumerGroupHeader]:
     """GetConsumerGroups: headers back to back to the end."""
-    reader = Reader(payload)
-    return _until_end(reader, _read_group_header)
+    return read_until_end(payload, _read_group_header)
 
 
 def _fields(header) -> tuple:

@@ -34,6 +34,8 @@ from domains.codec import (
     identifier,
     name8,
     options_block,
+    read_one,
+    read_until_end,
     result_decoder,
     string_options_only,
 )
@@ -309,10 +311,7 @@ def _read_user_header(reader: Reader) -> UserHeader:
 
 @result_decoder
 def decode_user_header(payload: bytes) -> UserHeader:
-    reader = Reader(payload)
-    header = _read_user_header(reader)
-    reader.end()
-    return header
+    return read_one(payload, _read_user_header)
 
 
 @result_decoder
@@ -334,22 +333,14 @@ def decode_user_details(payload: bytes) -> UserDetails:
 @result_decoder
 def decode_user_list(payload: bytes) -> list[UserHeader]:
     """GetUsers: headers back to back to the end (an empty body is no users)."""
-    reader = Reader(payload)
-    users = []
-    while reader.pos < len(payload):
-        users.append(_read_user_header(reader))
-    return users
+    return read_until_end(payload, _read_user_header)
 
 
 @result_decoder
 def decode_token_list(payload: bytes) -> list[TokenInfo]:
     """GetPersonalAccessTokens: `[n8 name][expiry_at u64]` pairs to the end."""
-    reader = Reader(payload)
-    tokens = []
-    while reader.pos < len(payload):
-        name = reader.name8(1, NAME_MAX, INVALID_FORMAT)
-        tokens.append(TokenInfo(name, reader.u64()))
-    return tokens
+    return read_until_end(payload, lambda reader: TokenInfo(
+        reader.name8(1, NAME_MAX, INVALID_FORMAT), reader.u64()))
 
 
 @result_decoder
