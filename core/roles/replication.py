@@ -82,8 +82,9 @@ class Replication:
         else:
             check(False, f"replication got a record of kind {kind}")
 
-    def tick(self, out: Outputs) -> None:
-        self._step(Tick(), out)
+    def tick(self, now_us: int, out: Outputs) -> None:
+        """Time passes; now_us is the wall clock that stamps the next prepares."""
+        self._step(Tick(now_us), out)
 
     # --- actions ------------------------------------------------------------------------
 

@@ -115,7 +115,9 @@ class Receive:
 
 @dataclass(slots=True)
 class Tick:
-    pass
+    """Time passes one tick. `now_us` is the caller's wall clock (microseconds since the epoch)
+    for prepare timestamps; 0 (the simulator) means ticks x tick_us."""
+    now_us: int = 0
 
 
 @dataclass(slots=True)

@@ -97,6 +97,7 @@ class Replica:
         self.status_since_tick = 0
         self.last_heartbeat_tick = 0
         self.last_timestamp_us = 0
+        self.clock_us = 0  # the caller's wall clock at the last Tick (0: use ticks)
         self.view_start_head = 0
         self.actions: list = []
         if recovered is None:
@@ -115,6 +116,8 @@ class Replica:
             self._frame = event.frame
             self._on_receive(event)
         elif kind is Tick:
+            if event.now_us:
+                self.clock_us = event.now_us
             self._on_tick()
         elif kind is Durable:
             self._on_durable(event.seq)
@@ -131,6 +134,10 @@ class Replica:
         self._dispatch_commits()
         actions, self.actions = self.actions, []
         return actions
+
+    def _now_us(self) -> int:
+        # Timestamps only ever come from the caller (a Tick), never from a clock read here.
+        return self.clock_us or self.ticks * self.config.tick_us
 
     @property
     def is_primary(self) -> bool:
@@ -343,8 +350,7 @@ class Replica:
             op = self.log.head + 1
             parent = self.log.headers[self.log.head].checksum
             # Strictly increasing timestamps: every replica applies with the primary's stamp.
-            now_us = self.ticks * cfg.tick_us
-            timestamp = max(now_us, self.last_timestamp_us + 1)
+            timestamp = max(self._now_us(), self.last_timestamp_us + 1)
             self.last_timestamp_us = timestamp
             header, frame = self._build_prepare(op=op, parent=parent,
                                                 body=batch_codec.encode_batch(entries),
@@ -535,7 +541,7 @@ class Replica:
                              release=WIRE_VERSION, replica=self.replica,
                              request_checksum=request_header.request_checksum,
                              client=request_header.client, op=op, commit=self.commit_max,
-                             timestamp=self.ticks * self.config.tick_us,
+                             timestamp=self._now_us(),
                              request=request_header.request,
                              operation=request_header.operation, status=status)
         return encode(header, result)

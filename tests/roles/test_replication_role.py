@@ -84,7 +84,7 @@ def test_actions_after_persist_view_wait_for_the_journal():
     held = Outputs()
     for _ in range(config.normal_timeout_ticks + config.view_change_timeout_ticks + 5):
         out = Outputs()
-        replication.tick(out)
+        replication.tick(0, out)
         held.journal += out.journal
         held.outbound += out.outbound
         if Kind.PERSIST_VIEW in _kinds(out.journal):
@@ -93,7 +93,7 @@ def test_actions_after_persist_view_wait_for_the_journal():
     sent_before = [r for r in held.outbound if records.kind_of(r) != Kind.VIEW]
     # Nothing the core decided after PersistView left before the journal confirmed it.
     after = Outputs()
-    replication.tick(after)
+    replication.tick(0, after)
     assert [r for r in after.outbound if records.kind_of(r) != Kind.VIEW] == []
     released = Outputs()
     for answer in _journal_answers(held):
@@ -108,7 +108,7 @@ def test_one_broadcast_record_replaces_a_send_per_peer():
     replication = Replication(Replica(config, 0, random.Random(3)))
     out = Outputs()
     for _ in range(config.heartbeat_ticks + 1):
-        replication.tick(out)
+        replication.tick(0, out)
     kinds = _kinds(out.outbound)
     assert Kind.BROADCAST in kinds and Kind.SEND_PEER not in kinds
     frame = next(r for r in out.outbound if records.kind_of(r) == Kind.BROADCAST)[1:]
@@ -144,3 +144,13 @@ def test_create_stream_round_trip_reaches_the_state():
                                Operation.CREATE_STREAM)
     assert created.status == 0 and streams_wire.decode_stream_details(created.payload).name == "x"
     assert b"x" in owner.mux.query(201, b"", 0)[1]
+
+
+def test_prepares_are_stamped_with_the_wall_clock_the_caller_gives():
+    replication = Replication(Replica(VsrConfig(replica_count=1), 0, random.Random(5)))
+    replication.tick(1_795_000_000_000_000, Outputs())
+    out = _feed(replication, records.client_request(1, 0, iggy.request_frame(
+        CLIENT, 0, 0, Operation.REGISTER, sessions_wire.encode_register(0))))
+    [append] = [r for r in out.journal if records.kind_of(r) == Kind.APPEND]
+    _seq, _op, frame = records.read_append(memoryview(append))
+    assert wire.decode_header(frame).timestamp == 1_795_000_000_000_000
