@@ -243,13 +243,14 @@ class Gateway:
         code = header.code
         if code == Code.PING:
             return [self._status(conn, header, iggy.STATUS_OK)]
+        # As Iggy's server: before login every read but ping is refused with 40.
+        if not self._authenticated(state, header):
+            self.counters.refused_unauthenticated += 1
+            return [self._status(conn, header, iggy.STATUS_UNAUTHENTICATED)]
         if code in MESSAGE_PLANE_CODES:
             return [self._status(conn, header, iggy.STATUS_FEATURE_UNAVAILABLE)]
         if code not in READ_CODES and code != Code.GET_CLUSTER_METADATA:
             return [self._status(conn, header, iggy.STATUS_INVALID_COMMAND)]
-        if not self._authenticated(state, header):
-            self.counters.refused_unauthenticated += 1
-            return [self._status(conn, header, iggy.STATUS_UNAUTHENTICATED)]
         if code == Code.GET_CLUSTER_METADATA:
             return [Reply(conn, iggy.reply_frame(header, body=self.roster()))]
         state.in_flight += 1
