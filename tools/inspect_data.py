@@ -18,7 +18,8 @@ import orjson
 from core.storage import datadir
 from core.storage.errors import StorageError
 from core.storage.snapshot import SnapshotStore
-from core.storage.superblock import newest_valid, read_copies
+from core.storage.prepare import verify_header
+from core.storage.superblock import SuperblockState, newest_valid, read_copies
 
 HELP = "print and verify a data dir's superblock, journal or snapshot"
 JOURNAL_IN_FLIGHT_OPS = 128  # the recovery window assumed, as the journal role's default
@@ -29,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dir", metavar="DIR")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     parser.add_argument("--in-flight-ops", type=int, default=JOURNAL_IN_FLIGHT_OPS,
-                        help="journal: the recovery window (ops appended but not yet synced)")
+                        help="journal: the recovery window (ops written but not yet synced)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,10 +57,24 @@ def _superblock(paths: datadir.Paths) -> dict:
     chosen = newest_valid(copies)
     return {
         "ok": all(c.state == chosen for c in copies),
-        "chosen": dataclasses.asdict(chosen),
+        "chosen": _superblock_state(chosen),
         "copies": [{"copy": c.copy, "valid": c.state is not None, "problem": c.problem,
                     "sequence": c.state.sequence if c.state else None} for c in copies],
     }
+
+
+def _superblock_state(state: SuperblockState) -> dict:
+    """The state's fields, its raw prepare headers shown by identity (op and checksum)."""
+    fields = dataclasses.asdict(state)
+    fields["view_headers"] = [_header(raw) for raw in state.view_headers]
+    fields["checkpoint_header"] = _header(state.checkpoint_header) if state.checkpoint_header \
+        else None
+    return fields
+
+
+def _header(raw: bytes) -> dict:
+    identity = verify_header(raw)
+    return {"op": identity.op, "checksum": identity.checksum} if identity else {"valid": False}
 
 
 def _journal(paths: datadir.Paths, in_flight_ops: int) -> dict:
@@ -77,7 +92,7 @@ def _journal(paths: datadir.Paths, in_flight_ops: int) -> dict:
             "op_max": recovery.op_max,
             "chain": "valid" if not recovery.faults else "valid except the faults",
             "faults": [dataclasses.asdict(f) for f in recovery.faults],
-            "torn_tail_ops_recovery_would_cut": list(recovery.cut_ops),
+            "torn_ops_recovery_would_drop": list(recovery.cut_ops),
             "ring_headers_recovery_would_rewrite": recovery.repaired_headers,
             "files": sorted(os.listdir(paths.journal)),
         }

@@ -142,6 +142,6 @@ def open_journal(root: str, state: SuperblockState,
     else:
         check(state.journal_backend == "segmented", f"backend {state.journal_backend}")
         journal = segmented.SegmentedJournal(directory, state.journal_segment_size_bytes,
-                                             in_flight_ops_max, read_only)
+                                             in_flight_ops_max, state.cluster, read_only)
     recovery = journal.recover(state.checkpoint_op)
     return journal, recovery

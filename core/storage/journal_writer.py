@@ -1,13 +1,15 @@
 """The journal role's working part: the writer loop with group commit (DESIGN section 2).
 
-Owns the loop "take what arrived, append it, one fdatasync, report the durable op". Never
-reads rings or sockets itself: it is wired to its input and output through two plain callables,
-so the shared-memory rings (shm/) plug in later and a test can drive it with a list or a pipe.
+Owns the loop "take what arrived, write it, one fdatasync, report how far it is durable".
+Never reads rings or sockets itself: it is wired to its input and output through two plain
+callables, so the shared-memory rings (shm/) plug in later and a test can drive it with a list
+or a pipe. Durability is reported in the caller's own sequence numbers (Write.seq), not in ops:
+the journal may hold gaps, so "durable up to op N" would mean nothing.
 
-Group commit, why one fdatasync covers every append that arrived while the previous one ran:
+Group commit, why one fdatasync covers every write that arrived while the previous one ran:
 while the loop is inside fdatasync, new commands queue up in the source; the next take()
 returns all of them at once (up to the in-flight bound), they are written with one writev and
-made durable with one fdatasync. The durable op is reported only after that fdatasync returns.
+made durable with one fdatasync. A seq is reported only after that fdatasync returns.
 """
 
 from __future__ import annotations
@@ -20,7 +22,11 @@ from core.storage.journal import BATCH_FRAMES_MAX, Journal
 
 
 @dataclasses.dataclass(frozen=True)
-class Append:
+class Write:
+    """Prepares for any ops (Journal.write); seq: the caller's number for this command,
+    increasing, reported back once the frames are durable."""
+
+    seq: int
     frames: Sequence[bytes]
 
 
@@ -36,7 +42,7 @@ class TruncateSuffix:
     op: int
 
 
-Command = Append | TruncatePrefix | TruncateSuffix
+Command = Write | TruncatePrefix | TruncateSuffix
 
 
 def journal_release_op(checkpoint_op: int, retention_ops: int) -> int:
@@ -49,40 +55,43 @@ def run_journal_writer(journal: Journal,
                        take: Callable[[int], Sequence[Command] | None],
                        report_durable: Callable[[int], None],
                        in_flight_ops_max: int) -> int:
-    """Run until take() returns None; returns the last durable op.
+    """Run until take() returns None; returns the last seq reported durable (0: none).
 
     take(frames_max) blocks until at least one command is available and returns every
-    available command whose appends total at most frames_max frames. frames_max is the
-    recovery window (journal.py): never more than that many ops are appended but unsynced.
+    available command whose writes total at most frames_max frames. frames_max is the
+    recovery window (journal.py): never more than that many ops are written but unsynced.
     """
     check(0 < in_flight_ops_max, "in_flight_ops_max must be positive")
-    durable = journal.op_max
+    durable_seq = 0
     while True:
         commands = take(in_flight_ops_max)
         if commands is None:
-            return durable
+            return durable_seq
         pending: list[bytes] = []
-        appended = 0
+        written = 0
+        seq = durable_seq
         for command in commands:
-            if isinstance(command, Append):
+            if isinstance(command, Write):
+                check(command.seq > seq, f"write seq {command.seq} not above {seq}")
+                seq = command.seq
                 pending.extend(command.frames)
                 continue
-            appended += _append(journal, pending)  # appends that came first are written first
+            written += _write(journal, pending)  # writes that came first are written first
             pending = []
             if isinstance(command, TruncatePrefix):
                 journal.truncate_prefix(command.op)
             else:
                 check(isinstance(command, TruncateSuffix), f"unknown command {command!r}")
                 journal.truncate_suffix(command.op)  # durable when it returns
-            durable = journal.op_max
-        appended += _append(journal, pending)
-        check(appended <= in_flight_ops_max, f"{appended} ops in one group > {in_flight_ops_max}")
-        if appended:
-            durable = journal.sync()
-            report_durable(durable)
+        written += _write(journal, pending)
+        check(written <= in_flight_ops_max, f"{written} ops in one group > {in_flight_ops_max}")
+        if written:
+            journal.sync()
+            durable_seq = seq
+            report_durable(durable_seq)
 
 
-def _append(journal: Journal, frames: list[bytes]) -> int:
+def _write(journal: Journal, frames: list[bytes]) -> int:
     for start in range(0, len(frames), BATCH_FRAMES_MAX):
-        journal.append(frames[start:start + BATCH_FRAMES_MAX])
+        journal.write(frames[start:start + BATCH_FRAMES_MAX])
     return len(frames)

@@ -7,10 +7,14 @@ blocks that already exist and fdatasync never has to journal a size or extent ch
 writes a slot whose current op is above the released prefix (the checkpoint), and never writes
 a header before its prepare is durable.
 
-Hot path: append writes a batch with one pwritev when padding each prepare to its slot's end
-adds no page (small slots), else one pwrite per prepare (slots are not contiguous, see
-_write_run); sync() pwrites the due headers (one call per contiguous run) and does
-one fdatasync. Reads go through a read-only mmap. (Writing through a shared mmap was measured
+write() of an op overwrites its slot, whatever the slot held: a newer version of the same op
+(supersede), nothing (a gap being filled), or an op of an older lap, which the bound
+op - slots <= released_op proves released. A torn overwrite damages only that slot.
+
+Hot path: write() puts each run of consecutive ops of a batch with one pwritev when padding each
+prepare to its slot's end adds no page (small slots), else one pwrite per prepare (slots are
+not contiguous, see _write_run); sync() pwrites the due headers (one call per run of
+consecutive slots) and does one fdatasync. Reads go through a read-only mmap. (Writing through a shared mmap was measured
 slower: re-dirtying a page after writeback costs a write-protect fault per page and sync.)
 
 Ordering, the reason a header is trustworthy: the headers of the prepares made durable by sync
@@ -23,15 +27,14 @@ slots by at most one batch; recovery rewrites the missing headers from their val
 
 from __future__ import annotations
 
+import array
 import mmap
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from core.check import check
 from core.storage.files import write_all_at
-from core.storage.journal import (
-    EntryFault, Fault, Journal, Recovery, check_contiguous, classify,
-)
+from core.storage.journal import UNLINKED, EntryFault, Fault, Journal, Recovery, classify
 from core.storage.prepare import Identity, verify_frame, verify_header
 from net.wire import FRAME_SIZE_MAX, HEADER_SIZE
 
@@ -107,10 +110,11 @@ class RingJournal(Journal):
         self.op_min = 1
         self.op_max = 0
         self.released_op = 0  # slots of ops <= released_op may be overwritten
-        # (first op, headers) of batches appended since the last sync, and of batches made
-        # durable by the last sync whose headers are still to be written.
-        self._unsynced: list[tuple[int, list[bytes]]] = []
-        self._headers_due: list[tuple[int, list[bytes]]] = []
+        self._slot_ops = array.array("Q", bytes(8 * slots))  # the op each slot holds, 0: none
+        # op -> header of the prepares written since the last sync, and of those made durable
+        # by the last sync whose headers are still to be written.
+        self._unsynced: dict[int, bytes] = {}
+        self._headers_due: dict[int, bytes] = {}
 
     def _slot_offset(self, op: int) -> int:
         return self._slots_offset + (op % self.slots) * self.slot_size_bytes
@@ -147,16 +151,19 @@ class RingJournal(Journal):
         damaged = [op for op in damaged if op > head - self.slots]
         recovery = classify(valid, durable, damaged, checkpoint_op,
                             max(head - self.slots + 1, 1), self.in_flight_ops_max)
-        self.faults = {f.op: f for f in recovery.faults}
+        self.faults = {f.op: f for f in recovery.faults if f.reason != UNLINKED}
         self.op_min, self.op_max = recovery.op_min, recovery.op_max
         self.released_op = checkpoint_op
+        for op in valid:
+            if op >= self.op_min:
+                self._slot_ops[op % self.slots] = op
         if recovery.cut_ops and not self.read_only:
             self._erase(recovery.cut_ops)
         # Rewrite every redundant header that is missing or stale for a kept valid prepare
         # (the last batch's headers are always due, see the module docstring).
         repaired = 0
         for op in range(self.op_min, self.op_max + 1):
-            if op in valid and op not in self.faults:
+            if op in valid:
                 offset = (op % self.slots) * HEADER_SIZE
                 slot_header = self._map[self._slot_offset(op):self._slot_offset(op) + HEADER_SIZE]
                 if self._map[offset:offset + HEADER_SIZE] != slot_header:
@@ -168,32 +175,37 @@ class RingJournal(Journal):
         return Recovery(recovery.op_min, recovery.op_max, recovery.faults, recovery.cut_ops,
                         repaired)
 
-    def _erase(self, ops: Sequence[int]) -> None:
+    def _erase(self, ops: Iterable[int]) -> None:
         """Zero the header and the slot's frame header of each op: no longer a valid entry."""
         for op in ops:
             header_offset = (op % self.slots) * HEADER_SIZE
             slot_offset = self._slot_offset(op)
             write_all_at(self._fd, _ZERO_HEADER, header_offset)
             write_all_at(self._fd, _ZERO_HEADER, slot_offset)
+            self._slot_ops[op % self.slots] = 0
 
     # -- the hot path ------------------------------------------------------------------------
 
-    def append(self, frames: Sequence[bytes]) -> None:
-        first = self.op_max + 1
-        check_contiguous(first, frames)
-        last = first + len(frames) - 1
-        check(last - self.slots <= self.released_op,
-              f"op {last} would overwrite op {last - self.slots} above the checkpoint "
-              f"{self.released_op}: checkpoint_interval too large for {self.slots} slots")
+    def op_writable_max(self) -> int:
+        return self.released_op + self.slots
+
+    def _bound_reason(self) -> str:
+        return (f"it would overwrite the slot of an op above the released op {self.released_op}:"
+                f" checkpoint_interval too large for {self.slots} slots")
+
+    def _write(self, frames: Sequence[bytes], ops: list[int]) -> None:
         check(max(map(len, frames)) <= self.slot_size_bytes, "a prepare is larger than a slot")
-        slot_first = first % self.slots
-        before_wrap = min(len(frames), self.slots - slot_first)
-        self._write_run(slot_first, frames[:before_wrap])
-        if before_wrap < len(frames):
-            self._write_run(0, frames[before_wrap:])
-        self._unsynced.append((first, [frame[:HEADER_SIZE] for frame in frames]))
-        self.op_max = last
-        self.op_min = max(self.op_min, last - self.slots + 1)
+        slots, slot_ops, unsynced = self.slots, self._slot_ops, self._unsynced
+        start = 0
+        for index in range(1, len(ops) + 1):
+            # A run ends where the next frame is not the next slot (another op, or a wrap).
+            if index == len(ops) or ops[index] != ops[index - 1] + 1 or ops[index] % slots == 0:
+                self._write_run(ops[start] % slots, frames[start:index])
+                start = index
+        for op, frame in zip(ops, frames):
+            slot_ops[op % slots] = op
+            unsynced[op] = frame[:HEADER_SIZE]
+        self.op_min = max(self.op_min, max(ops) - slots + 1)
 
     def _write_run(self, slot_first: int, frames: Sequence[bytes]) -> None:
         """Write frames into consecutive slots from slot_first.
@@ -226,18 +238,24 @@ class RingJournal(Journal):
             offset += slot_size
 
     def sync(self) -> int:
-        # Headers of prepares made durable by the previous sync: consecutive ops have
-        # consecutive header entries, so a batch is one pwrite (two when it wraps).
-        for first, headers in self._headers_due:
-            slot = first % self.slots
-            before_wrap = min(len(headers), self.slots - slot)
-            write_all_at(self._fd, b"".join(headers[:before_wrap]), slot * HEADER_SIZE)
-            if before_wrap < len(headers):
-                write_all_at(self._fd, b"".join(headers[before_wrap:]), 0)
+        # Headers of prepares made durable by the previous sync, in one pwrite per run of
+        # consecutive slots (a contiguous batch is one run, two when it wraps).
+        run: list[bytes] = []
+        run_slot = 0
+        for op in sorted(self._headers_due):
+            slot = op % self.slots
+            if run and slot != run_slot + len(run):
+                write_all_at(self._fd, b"".join(run), run_slot * HEADER_SIZE)
+                run = []
+            if not run:
+                run_slot = slot
+            run.append(self._headers_due[op])
+        if run:
+            write_all_at(self._fd, b"".join(run), run_slot * HEADER_SIZE)
         os.fdatasync(self._fd)
         self._headers_due = self._unsynced
-        self._unsynced = []
-        return self.op_max
+        self._unsynced = {}
+        return len(self._headers_due)
 
     # -- reads --------------------------------------------------------------------------------
 
@@ -251,7 +269,7 @@ class RingJournal(Journal):
     def read(self, op: int) -> bytes | None:
         if op in self.faults:
             raise EntryFault(op, self.faults[op].reason)
-        if not (self.op_min <= op <= self.op_max):
+        if not (self.op_min <= op <= self.op_max) or self._slot_ops[op % self.slots] != op:
             return None
         identity = self._slot_identity(op % self.slots)
         if identity is None or identity.op != op:
@@ -260,13 +278,21 @@ class RingJournal(Journal):
         offset = self._slot_offset(op)
         return self._map[offset:offset + identity.size]
 
-    # -- truncation and repair --------------------------------------------------------------
+    def stored(self, op: int) -> bytes | None:
+        offset = self._slot_offset(op)
+        identity = self._slot_identity(op % self.slots)
+        if identity is not None and identity.op == op:
+            return self._map[offset:offset + identity.size]
+        header = verify_header(self._map, offset)
+        return self._map[offset:offset + HEADER_SIZE] if header and header.op == op else None
+
+    # -- truncation ---------------------------------------------------------------------------
 
     def truncate_prefix(self, op: int) -> None:
         # Nothing to delete: released slots are simply overwritten later, at no cost.
         self.released_op = max(self.released_op, op)
         if op > self.op_max:
-            # A checkpoint installed past our log: appends restart after it.
+            # A checkpoint installed past our log: writes restart after it.
             self.op_max = op
             self.op_min = op + 1
         for faulty in [f for f in self.faults if f <= op]:
@@ -274,30 +300,15 @@ class RingJournal(Journal):
 
     def truncate_suffix(self, op: int) -> None:
         check(op >= self.op_min - 1, f"truncate_suffix({op}) below op_min {self.op_min}")
-        self._erase(range(op + 1, self.op_max + 1))
+        # Every op above op has its slot here (op_writable_max keeps them within one lap),
+        # so zeroing those slots and their headers, then one fdatasync, removes them all.
+        self._erase(range(max(op + 1, self.op_max - self.slots + 1), self.op_max + 1))
         os.fdatasync(self._fd)
-        self._unsynced = [(first, headers[:max(0, op - first + 1)])
-                          for first, headers in self._unsynced if first <= op]
-        self._headers_due = [(first, headers[:max(0, op - first + 1)])
-                             for first, headers in self._headers_due if first <= op]
+        self._unsynced = {o: h for o, h in self._unsynced.items() if o <= op}
+        self._headers_due = {o: h for o, h in self._headers_due.items() if o <= op}
         for faulty in [f for f in self.faults if f > op]:
             del self.faults[faulty]
         self.op_max = min(self.op_max, op)
-
-    def repair(self, frame: bytes) -> None:
-        identity = verify_frame(frame)
-        check(identity is not None, "repair frame does not verify")
-        fault = self.faults.get(identity.op)
-        check(fault is not None, f"op {identity.op} is not a fault")
-        check(fault.expected_checksum in (None, identity.checksum), "repair frame is another prepare")
-        check(identity.size <= self.slot_size_bytes, "repair frame larger than a slot")
-        offset = self._slot_offset(identity.op)
-        write_all_at(self._fd, frame, offset)
-        os.fdatasync(self._fd)  # the prepare is durable before its header, as on append
-        header_offset = (identity.op % self.slots) * HEADER_SIZE
-        write_all_at(self._fd, frame[:HEADER_SIZE], header_offset)
-        os.fdatasync(self._fd)
-        del self.faults[identity.op]
 
     def close(self) -> None:
         self._map.close()

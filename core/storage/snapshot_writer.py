@@ -27,6 +27,7 @@ class SnapshotRequest:
     view: int
     timestamp: int
     sections: Mapping[str, tuple[int, bytes | None]]  # None: unchanged, reuse the previous
+    prepare_header: bytes = b""  # the raw prepare header of op (the core's Checkpoint.header)
 
 
 class SnapshotWriter:
@@ -43,19 +44,21 @@ class SnapshotWriter:
         written = self.store.write(request.op, request.view, request.timestamp,
                                    request.sections, self.current)
         self.superblock.update(checkpoint_op=request.op,
-                               checkpoint_checksum=written.header.checksum)
+                               checkpoint_checksum=written.header.checksum,
+                               checkpoint_header=request.prepare_header)
         self.store.remove_other_than(request.op)
         self.current = written
         return written
 
 
-    def install(self, op: int, checksum: int) -> Checkpoint:
+    def install(self, op: int, checksum: int, prepare_header: bytes = b"") -> Checkpoint:
         """Install a checkpoint received from a peer (state transfer) in the same order: its 3
         copies, then the superblock, then older files go. The journal role then releases its
         log up to op (TruncatePrefix(op): appends restart after it)."""
         check(op > self.superblock.state.checkpoint_op, "installed checkpoint must be newer")
         installed = self.store.install_received(op, checksum)
-        self.superblock.update(checkpoint_op=op, checkpoint_checksum=checksum)
+        self.superblock.update(checkpoint_op=op, checkpoint_checksum=checksum,
+                               checkpoint_header=prepare_header)
         self.store.remove_other_than(op)
         self.current = installed
         return installed

@@ -9,7 +9,7 @@ import pytest
 from core.check import InvariantError
 from core.storage import ring
 from core.storage.journal import EntryFault
-from core.storage.journal_writer import Append, TruncatePrefix, run_journal_writer
+from core.storage.journal_writer import TruncatePrefix, Write, run_journal_writer
 from core.storage.testing import make_chain
 from net import wire
 from net.wire import HEADER_SIZE
@@ -18,9 +18,9 @@ from .conftest import IN_FLIGHT_OPS, RING_SLOTS, Dir
 from .test_datadir_superblock import flip_bit
 
 
-def append_synced(journal, frames, batch: int = 5) -> None:
+def write_synced(journal, frames, batch: int = 5) -> None:
     for start in range(0, len(frames), batch):
-        journal.append(frames[start:start + batch])
+        journal.write(frames[start:start + batch])
         journal.sync()
 
 
@@ -35,7 +35,7 @@ def assert_chain(journal, op_from: int, op_to: int) -> None:
 
 def test_appended_prepares_read_back_and_survive_a_restart(data_dir):
     frames = make_chain(1, 40)
-    append_synced(data_dir.journal, frames)
+    write_synced(data_dir.journal, frames)
     assert data_dir.journal.read(17) == frames[16]
     assert list(data_dir.journal.iterate(1)) == frames
     recovery = data_dir.reopen()
@@ -43,21 +43,28 @@ def test_appended_prepares_read_back_and_survive_a_restart(data_dir):
     assert list(data_dir.journal.iterate(1)) == frames
 
 
-def test_append_refuses_a_gap_in_ops(data_dir):
-    data_dir.journal.append(make_chain(1, 3))
-    with pytest.raises(InvariantError, match="expected op 4"):
-        data_dir.journal.append(make_chain(5, 1))
+def test_write_refuses_released_ops_and_ops_beyond_the_bound(data_dir):
+    journal = data_dir.journal
+    write_synced(journal, make_chain(1, 10))
+    journal.truncate_prefix(4)
+    with pytest.raises(InvariantError, match="released op 4"):
+        journal.write(make_chain(4, 1, fill=1))
+    bound = journal.op_writable_max()
+    with pytest.raises(InvariantError, match="writable bound"):
+        journal.write(make_chain(bound + 1, 1))
+    journal.write(make_chain(bound, 1))  # the bound itself is writable
+    journal.write(make_chain(5, 1, fill=1))
 
 
 def test_reads_outside_the_log_are_none(data_dir):
-    append_synced(data_dir.journal, make_chain(1, 5))
+    write_synced(data_dir.journal, make_chain(1, 5))
     assert data_dir.journal.read(6) is None
     assert data_dir.journal.read(0) is None
 
 
 def test_a_torn_last_prepare_is_cut_at_recovery(data_dir):
     frames = make_chain(1, 20)
-    append_synced(data_dir.journal, frames)
+    write_synced(data_dir.journal, frames)
     path, offset = data_dir.journal.locate(20)
     with open(path, "r+b") as f:  # the last write reached the disk only half way
         f.seek(offset + HEADER_SIZE + 10)
@@ -66,7 +73,7 @@ def test_a_torn_last_prepare_is_cut_at_recovery(data_dir):
     assert recovery.op_max == 19 and recovery.cut_ops == (20,) and recovery.faults == ()
     assert_chain(data_dir.journal, 1, 19)
     # The replica goes on from op 19 as if 20 had never been written.
-    append_synced(data_dir.journal, make_chain(20, 3, parent=wire.frame_checksum(frames[18]),
+    write_synced(data_dir.journal, make_chain(20, 3, parent=wire.frame_checksum(frames[18]),
                                                fill=9))
     assert data_dir.reopen().op_max == 22
 
@@ -74,7 +81,7 @@ def test_a_torn_last_prepare_is_cut_at_recovery(data_dir):
 def test_a_tail_cut_mid_frame_is_cut_at_recovery(data_dir):
     if data_dir.backend == "ring":
         pytest.skip("ring slots are preallocated: a short file is not a torn write")
-    append_synced(data_dir.journal, make_chain(1, 12))
+    write_synced(data_dir.journal, make_chain(1, 12))
     path, offset = data_dir.journal.locate(12)
     os.truncate(path, offset + 300)
     recovery = data_dir.reopen()
@@ -82,20 +89,25 @@ def test_a_tail_cut_mid_frame_is_cut_at_recovery(data_dir):
     assert os.path.getsize(path) == offset  # the stray bytes are gone from the file
 
 
-def test_torn_writes_in_a_whole_unsynced_batch_cut_from_the_first_bad_entry(data_dir):
+def test_torn_writes_in_the_window_are_dropped_and_the_valid_entries_above_stay(data_dir):
     frames = make_chain(1, 20)
-    append_synced(data_dir.journal, frames)
+    write_synced(data_dir.journal, frames)
     for op in (16, 18):  # pages of a batch reach the disk in any order
         path, offset = data_dir.journal.locate(op)
         flip_bit(path, offset + HEADER_SIZE + 3)
     recovery = data_dir.reopen()
-    assert recovery.op_max == 15 and recovery.faults == ()
-    assert recovery.cut_ops == (16, 17, 18, 19, 20)
+    # Written out of order, 17, 19 and 20 may have been durable before 16 and 18 were
+    # written: only the damaged entries go, as gaps the core repairs.
+    assert recovery.op_max == 20 and recovery.faults == () and recovery.cut_ops == (16, 18)
+    assert data_dir.journal.read(16) is None and data_dir.journal.read(18) is None
+    assert [data_dir.journal.read(op) for op in (17, 19, 20)] == [frames[16], frames[18],
+                                                                  frames[19]]
+    assert data_dir.reopen().cut_ops == ()  # the dropped entries are gone from the disk
 
 
 def test_a_bit_flip_in_the_middle_is_a_fault_never_dropped(data_dir):
     frames = make_chain(1, 40)
-    append_synced(data_dir.journal, frames)
+    write_synced(data_dir.journal, frames)
     path, offset = data_dir.journal.locate(10)
     flip_bit(path, offset + HEADER_SIZE + 100)
     recovery = data_dir.reopen()
@@ -115,7 +127,7 @@ def test_a_bit_flip_in_the_middle_is_a_fault_never_dropped(data_dir):
 
 def test_a_bit_flip_in_a_prepare_header_in_the_middle_is_a_fault(data_dir):
     frames = make_chain(1, 40)
-    append_synced(data_dir.journal, frames)
+    write_synced(data_dir.journal, frames)
     path, offset = data_dir.journal.locate(12)
     flip_bit(path, offset + 49)  # the size field: the frame's length is no longer known
     recovery = data_dir.reopen()
@@ -128,7 +140,7 @@ def test_a_bit_flip_in_a_prepare_header_in_the_middle_is_a_fault(data_dir):
 
 def test_a_repair_must_be_the_prepare_the_chain_names(data_dir):
     frames = make_chain(1, 30)
-    append_synced(data_dir.journal, frames)
+    write_synced(data_dir.journal, frames)
     path, offset = data_dir.journal.locate(5)
     flip_bit(path, offset + HEADER_SIZE + 1)
     data_dir.reopen()
@@ -139,11 +151,11 @@ def test_a_repair_must_be_the_prepare_the_chain_names(data_dir):
 
 def test_truncate_suffix_removes_a_losing_suffix_durably(data_dir):
     frames = make_chain(1, 30)
-    append_synced(data_dir.journal, frames)
+    write_synced(data_dir.journal, frames)
     data_dir.journal.truncate_suffix(22)
     assert data_dir.journal.op_max == 22 and data_dir.journal.read(23) is None
     other = make_chain(23, 4, parent=wire.frame_checksum(frames[21]), fill=3)  # the new view's
-    append_synced(data_dir.journal, other)
+    write_synced(data_dir.journal, other)
     recovery = data_dir.reopen()
     assert recovery.op_max == 26 and recovery.faults == ()
     assert list(data_dir.journal.iterate(23)) == other
@@ -153,7 +165,7 @@ def test_truncate_prefix_releases_old_ops_and_the_log_goes_on(data_dir):
     frames = make_chain(1, 200)
     journal = data_dir.journal
     for start in range(0, 200, 10):
-        journal.append(frames[start:start + 10])
+        journal.write(frames[start:start + 10])
         journal.sync()
         journal.truncate_prefix(max(0, start + 10 - 40))  # checkpoint trails by 40 ops
     superblock = data_dir.superblock()
@@ -164,8 +176,7 @@ def test_truncate_prefix_releases_old_ops_and_the_log_goes_on(data_dir):
     assert recovery.op_min <= 161
     assert_chain(data_dir.journal, 161, 200)
     if data_dir.backend == "segmented":
-        first_ops = [s.first_op for s in data_dir.journal.segments]
-        assert first_ops[0] > 1  # whole old segments were deleted
+        assert data_dir.journal.segments[0].sequence > 1  # whole old segments were deleted
 
 
 def test_ring_refuses_to_overwrite_a_slot_above_the_checkpoint(tmp_path):
@@ -173,11 +184,11 @@ def test_ring_refuses_to_overwrite_a_slot_above_the_checkpoint(tmp_path):
     directory = Dir(tmp_path / "d", "ring")
     directory.reopen()
     frames = make_chain(1, RING_SLOTS + 1)
-    append_synced(directory.journal, frames[:RING_SLOTS])
+    write_synced(directory.journal, frames[:RING_SLOTS])
     with pytest.raises(InvariantError, match="would overwrite"):
-        directory.journal.append(frames[RING_SLOTS:])
+        directory.journal.write(frames[RING_SLOTS:])
     directory.journal.truncate_prefix(1)
-    directory.journal.append(frames[RING_SLOTS:])
+    directory.journal.write(frames[RING_SLOTS:])
     directory.journal.close()
 
 
@@ -191,7 +202,7 @@ def test_ring_a_bit_flip_in_a_redundant_header_is_repaired_from_its_prepare(tmp_
 
     directory = Dir(tmp_path / "d", "ring")
     directory.reopen()
-    append_synced(directory.journal, make_chain(1, 30))
+    write_synced(directory.journal, make_chain(1, 30))
     flip_bit(directory.journal.path, directory.journal.header_offset(7) + 20)
     recovery = directory.reopen()
     assert recovery.faults == () and recovery.op_max == 30 and recovery.repaired_headers >= 1
@@ -203,8 +214,8 @@ def test_ring_a_corrupt_prepare_whose_header_proves_it_durable_is_a_fault_even_a
     directory = Dir(tmp_path / "d", "ring")
     directory.reopen()
     frames = make_chain(1, 30)
-    append_synced(directory.journal, frames, batch=1)
-    directory.journal.append(make_chain(31, 1, parent=wire.frame_checksum(frames[-1])))
+    write_synced(directory.journal, frames, batch=1)
+    directory.journal.write(make_chain(31, 1, parent=wire.frame_checksum(frames[-1])))
     directory.journal.sync()  # op 30's header is written with op 31's batch
     path, offset = directory.journal.locate(30)
     flip_bit(path, offset + HEADER_SIZE + 5)
@@ -215,32 +226,33 @@ def test_ring_a_corrupt_prepare_whose_header_proves_it_durable_is_a_fault_even_a
 
 def test_writer_loop_makes_one_group_of_everything_queued(data_dir):
     frames = make_chain(1, 12)
-    queued = [[Append(frames[0:1])], [Append(frames[1:4]), Append(frames[4:9]),
-                                      TruncatePrefix(0), Append(frames[9:12])]]
+    queued = [[Write(1, frames[0:1])], [Write(2, frames[1:4]), Write(3, frames[4:9]),
+                                        TruncatePrefix(0), Write(4, frames[9:12])]]
     reports: list[int] = []
     syncs = []
     original_sync = data_dir.journal.sync
     data_dir.journal.sync = lambda: syncs.append(1) or original_sync()
     durable = run_journal_writer(data_dir.journal, lambda limit: queued.pop(0) if queued else None,
                                  reports.append, in_flight_ops_max=IN_FLIGHT_OPS + 4)
-    assert reports == [1, 12] and durable == 12 and len(syncs) == 2
+    assert reports == [1, 4] and durable == 4 and len(syncs) == 2
+    assert list(data_dir.journal.iterate(1)) == frames
 
 
 def test_writer_loop_refuses_a_group_beyond_the_recovery_window(data_dir):
-    queued = [[Append(make_chain(1, IN_FLIGHT_OPS + 1))]]
+    queued = [[Write(1, make_chain(1, IN_FLIGHT_OPS + 1))]]
     with pytest.raises(InvariantError, match="in one group"):
         run_journal_writer(data_dir.journal, lambda limit: queued.pop(0) if queued else None,
                            lambda op: None, in_flight_ops_max=IN_FLIGHT_OPS)
 
 
 def test_a_log_behind_an_installed_checkpoint_restarts_after_it(data_dir):
-    append_synced(data_dir.journal, make_chain(1, 10))
+    write_synced(data_dir.journal, make_chain(1, 10))
     superblock = data_dir.superblock()
     superblock.update(checkpoint_op=50)  # a snapshot from a peer was installed at op 50
     superblock.close()
     recovery = data_dir.reopen()
     assert (recovery.op_min, recovery.op_max, recovery.faults) == (51, 50, ())
-    append_synced(data_dir.journal, make_chain(51, 5, parent=1234))
+    write_synced(data_dir.journal, make_chain(51, 5, parent=1234))
     recovery = data_dir.reopen()
     assert (recovery.op_max, recovery.faults) == (55, ())
 
@@ -249,7 +261,7 @@ def test_segmented_two_damaged_headers_in_a_row_are_two_faults(data_dir):
     if data_dir.backend != "segmented":
         pytest.skip("segmented resync")
     frames = make_chain(1, 12, 256)
-    append_synced(data_dir.journal, frames, batch=12)
+    write_synced(data_dir.journal, frames, batch=12)
     path, offset = data_dir.journal.locate(3)
     flip_bit(path, offset + 49)  # op 3's size
     flip_bit(path, offset + 256 + 49)  # op 4's size
@@ -270,7 +282,7 @@ def test_ring_slots_larger_than_a_page_hold_small_and_full_prepares(tmp_path, fr
     frames = make_chain(1, 40, frame_size_bytes)
     for start in range(0, 40, 4):
         journal.truncate_prefix(max(0, start - 8))
-        journal.append(frames[start:start + 4])
+        journal.write(frames[start:start + 4])
         journal.sync()
     journal.close()
     from core.storage.superblock import Superblock

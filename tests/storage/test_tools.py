@@ -59,7 +59,7 @@ def test_inspect_journal_reports_a_fault_and_changes_nothing(tmp_path, capsys, e
     journal, _ = open_journal(str(root), superblock.state, 8)
     frames = make_chain(1, 30)
     for start in range(0, 30, 3):
-        journal.append(frames[start:start + 3])
+        journal.write(frames[start:start + 3])
         journal.sync()
     path, offset = journal.locate(4)
     journal.close()

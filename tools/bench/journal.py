@@ -3,7 +3,7 @@
 Owns the journal benchmark: for each prepare size and batch size it times a raw
 os.write + os.fdatasync loop (the physical limit of the disk, appending to a file in the same
 dir; "raw_overwrite" rewrites a preallocated region in place instead) and each backend's
-append + sync, on the same disk, interleaved in short rounds so all see the same disk load;
+write + sync, on the same disk, interleaved in short rounds so all see the same disk load;
 percentages are of the raw append loop. Only the journal
 calls are timed (building the prepare frames is not). Never a test: figures are noisy on shared
 machines; run it a few times and take medians.
@@ -110,7 +110,7 @@ class _Backend:
             # segments go (untimed; a real checkpoint runs beside the journal).
             journal.truncate_prefix(max(0, journal.op_max - RING_SLOTS // 2))
             began = time.perf_counter()
-            journal.append(frames)
+            journal.write(frames)
             journal.sync()
             elapsed += time.perf_counter() - began
             appended += len(frames)
