@@ -20,11 +20,14 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
+from core import config as config_mod
 from core import log
 from core.check import check
-from core.roles import records
+from core.roles import records, wiring
+from core.roles.supervisor import RoleHandle
 from core.roles.records import Kind
 from net import iggy, wire
 from net.gateway import Close, Gateway, Job, Reply, ToOwner, ToReplication
@@ -242,3 +245,25 @@ class NetRole(Handler):
                            leader=(i == self.primary and self.normal))
                  for i, address in enumerate(self.replicas)]
         return iggy.cluster_metadata_body("metavsr", nodes)
+
+
+def run(context) -> None:
+    """The net process: listen, dial peers, move frames until the supervisor says stop."""
+    handle = RoleHandle(context)
+    config = config_mod.load(context.settings["config_path"])
+    ends = wiring.attach(wiring.geometry_of(config), "net", context.settings["net_event_fd"])
+    limits = LoopLimits(frame_size_max=config.limits.frame_size_max,
+                        connections_max=config.limits.connections_max,
+                        idle_timeout_s=config.limits.idle_timeout_s)
+    role = NetRole(replica=config.replica, cluster_id=config.cluster_id,
+                   replicas=config.replicas, limits=limits,
+                   requests_in_flight_max=config.limits.requests_in_flight_max,
+                   producers=ends.producers, consumers=ends.consumers, doorbell=ends.doorbell,
+                   clock=time.monotonic)
+    role.start()
+    handle.ready()
+    log.info("net_ready", client_port=config.replicas[config.replica].client_port)
+    while not handle.stop_requested():
+        handle.beat()
+        role.turn()
+    role.close()

@@ -17,9 +17,12 @@ import struct
 import time
 from dataclasses import dataclass, field
 
+from core import config as config_mod
 from core import log
 from core.check import check
-from core.roles import records
+from core.roles import records, wiring
+from core.roles.state import load_state_machine
+from core.roles.supervisor import RoleHandle
 from core.roles.records import Kind, Lookup
 from core.vsr.apply import apply_prepare
 from domains.codec import Reader
@@ -172,3 +175,38 @@ def decode_sections(blob: bytes) -> dict[str, tuple[int, bytes | None]]:
     check(offset == len(blob), "sections blob has trailing bytes")
     return sections
 
+
+
+POP_BATCH_MAX = 256
+IDLE_WAIT_S = 0.1  # bounds how long a stop request or a heartbeat can wait
+
+
+def run(context) -> None:
+    """The owner process: restore the newest checkpoint, then drain its rings until stopped."""
+    handle = RoleHandle(context)
+    config = config_mod.load(context.settings["config_path"])
+    ends = wiring.attach(wiring.geometry_of(config), "owner", context.settings["net_event_fd"])
+    mux, applied_op = load_state_machine(config.data_dir, config.cluster_id, config.replica)
+    owner = Owner(mux, applied_op)
+    consumers = (ends.consumers["apply"], ends.consumers["owner_net"])
+    replies, applied, snapshot = (ends.producers["replies"], ends.producers["applied"],
+                                  ends.producers["snapshot"])
+    handle.ready()
+    log.info("owner_ready", applied_op=applied_op)
+    while not handle.stop_requested():
+        handle.beat()
+        if not ends.doorbell.wait(IDLE_WAIT_S):
+            continue
+        out = Outputs()
+        for consumer in consumers:
+            batch = consumer.pop(POP_BATCH_MAX)
+            for record in batch:
+                owner.handle(record, out)
+            del batch
+            consumer.release()
+        if out.replies:
+            replies.push_batch(out.replies)
+        if out.applied:
+            applied.push_batch(out.applied)
+        if out.snapshot:
+            snapshot.push_batch(out.snapshot)

@@ -58,6 +58,12 @@ class Geometry:
         return naming.doorbell_name(self.cluster_id, self.replica, role)
 
 
+def geometry_of(config) -> Geometry:
+    """The ring geometry of a replica's config (core.config.Config)."""
+    return Geometry(config.cluster_id, config.replica, config.shm.ring_size_bytes,
+                    config.shm.poll_us)
+
+
 def create(geometry: Geometry) -> tuple[Callable[[], None], int]:
     """Create every ring and doorbell; returns (cleanup, the net doorbell's eventfd)."""
     created: list = []
