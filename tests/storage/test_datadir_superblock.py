@@ -10,9 +10,10 @@ from core.check import InvariantError
 from core.storage.datadir import format_data_dir, open_data_dir
 from core.storage.errors import DataDirError
 from core.storage.superblock import (
-    COPY_STRIDE_BYTES, SUPERBLOCK_COPIES, Superblock, encode_copy, read_copies,
+    COPY_STRIDE_BYTES, SUPERBLOCK_COPIES, VIEW_HEADERS_MAX, Superblock, encode_copy, read_copies,
 )
 from core.storage.testing import CLUSTER_TEST
+from net.wire import HEADER_SIZE
 
 from .conftest import format_small
 
@@ -154,3 +155,64 @@ def test_view_and_checkpoint_never_go_back(tmp_path):
         superblock.update(view=3)
     with pytest.raises(InvariantError):
         superblock.update(checkpoint_op=9)
+
+
+def view_headers(count: int, op_first: int = 1) -> list[bytes]:
+    from core.storage.testing import make_chain
+    return [frame[:HEADER_SIZE] for frame in make_chain(op_first, count, HEADER_SIZE + 8)]
+
+
+def test_view_op_view_headers_and_checkpoint_header_round_trip(tmp_path):
+    format_small(tmp_path / "d", "ring")
+    path = str(tmp_path / "d" / "superblock")
+    headers = view_headers(40, op_first=61)
+    checkpoint_header = view_headers(1, op_first=60)[0]
+    superblock = Superblock(path)
+    assert superblock.state.view_headers == () and superblock.state.checkpoint_header == b""
+    superblock.update(view=3, log_view=3, view_op=100, view_headers=headers,
+                      checkpoint_op=60, checkpoint_header=checkpoint_header)
+    superblock.close()
+    state = Superblock(path).state
+    assert (state.view, state.log_view, state.view_op) == (3, 3, 100)
+    assert list(state.view_headers) == headers and state.checkpoint_header == checkpoint_header
+    assert [c.state == state for c in read_copies(path)] == [True] * SUPERBLOCK_COPIES
+    # A later checkpoint without its header clears the old one (it named another op).
+    superblock = Superblock(path)
+    assert superblock.update(checkpoint_op=70).checkpoint_header == b""
+    superblock.close()
+
+
+def test_the_maximum_of_view_headers_fits_every_copy_and_one_more_is_refused(tmp_path):
+    format_small(tmp_path / "d", "segmented")
+    path = str(tmp_path / "d" / "superblock")
+    superblock = Superblock(path)
+    headers = view_headers(VIEW_HEADERS_MAX)
+    superblock.update(view=1, view_op=VIEW_HEADERS_MAX, view_headers=headers)
+    with pytest.raises(InvariantError, match="VIEW_HEADERS_MAX"):
+        superblock.update(view_op=VIEW_HEADERS_MAX + 1, view_headers=view_headers(VIEW_HEADERS_MAX + 1))
+    with pytest.raises(InvariantError, match="checkpoint header"):
+        superblock.update(checkpoint_op=5, checkpoint_header=headers[0])  # op 1's header
+    superblock.close()
+    assert list(Superblock(path).state.view_headers) == headers
+    assert os.path.getsize(path) == SUPERBLOCK_COPIES * COPY_STRIDE_BYTES
+
+
+def test_a_torn_copy_holding_view_headers_loses_to_the_valid_old_copies(tmp_path):
+    format_small(tmp_path / "d", "segmented")
+    path = str(tmp_path / "d" / "superblock")
+    superblock = Superblock(path)
+    old = superblock.update(view=1, view_op=10, view_headers=view_headers(10))
+    superblock.close()
+    new = old.__class__(**{**old.__dict__, "view": 2, "view_op": 200,
+                           "view_headers": tuple(view_headers(200)), "sequence": old.sequence + 1})
+    record = encode_copy(new, 0)
+    with open(path, "r+b") as f:  # copy 0's first blocks reached the disk, the rest did not
+        f.seek(0)
+        f.write(record[:2 * 4096])
+    copies = read_copies(path)
+    assert copies[0].state is None and "checksum" in copies[0].problem
+    assert Superblock(path).state == old
+    with open(path, "r+b") as f:  # a bit flip deep in the headers of another copy
+        f.seek(COPY_STRIDE_BYTES + 512 + 5 * HEADER_SIZE + 100)
+        f.write(b"\xff")
+    assert read_copies(path)[1].state is None and Superblock(path).state == old

@@ -8,9 +8,9 @@ import pytest
 
 from core.check import InvariantError
 from core.storage import ring
-from core.storage.journal import EntryFault
+from core.storage.journal import MISSING, UNLINKED, EntryFault
 from core.storage.journal_writer import TruncatePrefix, Write, run_journal_writer
-from core.storage.testing import make_chain
+from core.storage.testing import make_chain, make_prepare
 from net import wire
 from net.wire import HEADER_SIZE
 
@@ -293,3 +293,128 @@ def test_ring_slots_larger_than_a_page_hold_small_and_full_prepares(tmp_path, fr
     assert (recovery.op_max, recovery.faults) == (40, ())
     assert list(journal.iterate(33)) == frames[32:]
     journal.close()
+
+
+# -- write(): out of order, gaps, supersede ---------------------------------------------------
+
+
+def new_version(frames, op: int, view: int = 1) -> bytes:
+    """The prepare a new view puts at op: same parent as the old one, another checksum."""
+    old, _ = wire.decode(frames[op - 1])
+    return make_prepare(op, old.parent, len(frames[op - 1]), view=view, fill=view + 50)
+
+
+def test_out_of_order_writes_leave_a_gap_that_a_later_write_fills(data_dir):
+    frames = make_chain(1, 30)
+    journal = data_dir.journal
+    write_synced(journal, frames[:20])
+    journal.write([frames[24], frames[22], frames[21]])  # 21, 24 and 25 missing for now
+    journal.sync()
+    assert journal.op_max == 25 and journal.read(24) is None and journal.read(23) == frames[22]
+    journal.write([frames[23], frames[20]])
+    journal.sync()
+    journal.write(frames[25:30])
+    journal.sync()
+    recovery = data_dir.reopen()
+    assert (recovery.op_max, recovery.faults, recovery.cut_ops) == (30, (), ())
+    assert list(data_dir.journal.iterate(1)) == frames
+
+
+def test_a_gap_below_the_window_is_a_fault_pinned_by_its_successor(data_dir):
+    frames = make_chain(1, 30)
+    write_synced(data_dir.journal, frames[:9] + frames[10:])  # op 10 never written
+    recovery = data_dir.reopen()
+    assert [(f.op, f.expected_checksum) for f in recovery.faults] == [
+        (10, wire.frame_checksum(frames[9]))]
+    data_dir.journal.repair(frames[9])
+    assert data_dir.reopen().faults == ()
+    assert_chain(data_dir.journal, 1, 30)
+
+
+def test_a_superseding_write_wins_and_leaves_its_neighbours_untouched(data_dir):
+    frames = make_chain(1, 40)
+    write_synced(data_dir.journal, frames)
+    replacement = new_version(frames, 20)
+    data_dir.journal.write([replacement])
+    assert data_dir.journal.read(20) == replacement
+    data_dir.journal.sync()
+    recovery = data_dir.reopen()
+    assert recovery.op_max == 40 and recovery.cut_ops == ()
+    # Op 21 still names the old op 20: reported so the core repairs it, readable as it is.
+    assert [(f.op, f.reason) for f in recovery.faults] == [(21, UNLINKED)]
+    assert data_dir.journal.read(20) == replacement
+    assert [data_dir.journal.read(op) for op in (19, 21)] == [frames[18], frames[20]]
+    assert list(data_dir.journal.iterate(22)) == frames[21:]
+
+
+@pytest.mark.parametrize("torn", [False, True], ids=["page-cache-kept", "torn"])
+def test_a_supersede_lost_to_a_crash_before_sync_never_damages_a_neighbour(data_dir, torn):
+    frames = make_chain(1, 40)
+    write_synced(data_dir.journal, frames)
+    data_dir.journal.sync()  # the ring writes the last batch's headers in the next sync
+    replacement = new_version(frames, 20)
+    data_dir.journal.write([replacement])  # the crash comes before sync()
+    if torn:
+        path, offset = data_dir.journal.locate(20)
+        flip_bit(path, offset + HEADER_SIZE + 7)
+    recovery = data_dir.reopen()
+    journal = data_dir.journal
+    faults = {f.op: f for f in recovery.faults}
+    if torn and data_dir.backend == "ring":
+        # Overwritten in place: the slot is damaged, and its header proves the old version
+        # durable, so the fault names it; the core repairs the op.
+        assert faults[20].reason == MISSING
+        assert faults[20].expected_checksum == wire.frame_checksum(frames[19])
+    else:
+        assert journal.read(20) == (frames[19] if torn else replacement)
+    assert set(faults) <= {20, 21}
+    assert [journal.read(op) for op in (19, 21)] == [frames[18], frames[20]]
+    assert list(journal.iterate(22)) == frames[21:]
+
+
+def test_truncate_suffix_after_supersedes_drops_every_version_above(data_dir):
+    frames = make_chain(1, 30)
+    journal = data_dir.journal
+    write_synced(journal, frames)
+    versions = {op: new_version(frames, op) for op in (10, 25, 28)}
+    journal.write(list(versions.values()))
+    journal.sync()
+    journal.write([new_version(frames, 25, view=2)])  # a third version of op 25, unsynced
+    journal.truncate_suffix(22)
+    assert journal.op_max == 22 and journal.read(25) is None and journal.read(10) == versions[10]
+    recovery = data_dir.reopen()
+    assert recovery.op_max == 22 and recovery.cut_ops == ()
+    assert data_dir.journal.read(25) is None and data_dir.journal.read(10) == versions[10]
+    other = make_chain(23, 4, parent=wire.frame_checksum(frames[21]), fill=3)
+    write_synced(data_dir.journal, other)
+    recovery = data_dir.reopen()
+    assert recovery.op_max == 26 and {f.op for f in recovery.faults} <= {11}
+    assert list(data_dir.journal.iterate(23)) == other
+
+
+def test_segmented_prefix_truncation_keeps_a_segment_only_for_live_records_above_it(data_dir):
+    if data_dir.backend != "segmented":
+        pytest.skip("segment files")
+    journal = data_dir.journal
+    frames = make_chain(1, 40, 1000)  # a batch of 9 frames of 1000 bytes fills a segment
+    write_synced(journal, frames, batch=9)
+    first, second = journal.segments[0], journal.segments[1]
+    assert list(first.ops) == list(range(1, 10)) and list(second.ops)[0] == 10
+    # Every op of the first segment gets a new version: it holds only superseded records.
+    journal.write([new_version(frames, op) for op in range(1, 10)])
+    # The second segment keeps one live record (op 12) above the release point.
+    journal.write([new_version(frames, op) for op in range(10, 19) if op != 12])
+    journal.truncate_prefix(0)  # unsynced: syncs before any segment goes
+    names = sorted(os.listdir(data_dir.root + "/journal"))
+    assert os.path.basename(first.path) not in names and os.path.basename(second.path) in names
+    journal.truncate_prefix(11)
+    assert os.path.basename(second.path) in os.listdir(data_dir.root + "/journal")
+    journal.truncate_prefix(12)
+    assert os.path.basename(second.path) not in os.listdir(data_dir.root + "/journal")
+    superblock = data_dir.superblock()
+    superblock.update(checkpoint_op=12, checkpoint_header=frames[11][:HEADER_SIZE])
+    superblock.close()
+    recovery = data_dir.reopen()
+    assert recovery.op_max == 40 and {f.reason for f in recovery.faults} <= {UNLINKED}
+    assert data_dir.journal.read(13) == new_version(frames, 13)
+    assert list(data_dir.journal.iterate(19)) == frames[18:]
