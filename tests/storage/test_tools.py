@@ -8,6 +8,7 @@ import pytest
 from core.storage.datadir import open_data_dir, open_journal
 from core.storage.testing import CLUSTER_TEST, make_chain
 from core.storage.superblock import COPY_STRIDE_BYTES
+from net.wire import HEADER_SIZE
 from tools.cli import main
 
 from .test_datadir_superblock import flip_bit
@@ -35,6 +36,8 @@ def test_format_then_inspect_everything_verifies(tmp_path, capsys, extra):
     assert "already formatted" in capsys.readouterr().err
     status, report = inspect_json(capsys, "superblock", root)
     assert status == 0 and report["chosen"]["cluster"] == CLUSTER_TEST
+    assert (report["chosen"]["view_op"], report["chosen"]["view_headers"],
+            report["chosen"]["checkpoint_header"]) == (0, [], None)
     assert [c["valid"] for c in report["copies"]] == [True] * 4
     status, report = inspect_json(capsys, "journal", root)
     assert status == 0 and report["op_max"] == 0
@@ -73,3 +76,20 @@ def test_inspect_journal_reports_a_fault_and_changes_nothing(tmp_path, capsys, e
 
 def test_inspect_of_a_missing_dir_is_an_error(tmp_path, capsys):
     assert main(["inspect", "superblock", str(tmp_path / "nope")]) == 2
+
+
+def test_inspect_superblock_shows_view_headers_and_the_checkpoint_header(tmp_path, capsys):
+    root = tmp_path / "d"
+    format_cli(root)
+    frames = make_chain(1, 12)
+    superblock = open_data_dir(str(root), cluster=CLUSTER_TEST, replica=0)
+    superblock.update(view=1, log_view=1, view_op=12,
+                      view_headers=[frame[:HEADER_SIZE] for frame in frames[9:]],
+                      checkpoint_op=4, checkpoint_header=frames[3][:HEADER_SIZE])
+    superblock.close()
+    status, report = inspect_json(capsys, "superblock", root)
+    assert status == 0 and report["chosen"]["view_op"] == 12
+    assert [h["op"] for h in report["chosen"]["view_headers"]] == [10, 11, 12]
+    assert report["chosen"]["checkpoint_header"]["op"] == 4
+    main(["inspect", "superblock", str(root)])
+    assert "view_headers" in capsys.readouterr().out
