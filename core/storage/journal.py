@@ -125,7 +125,8 @@ class Journal(abc.ABC):
 
     @abc.abstractmethod
     def sync(self) -> int:
-        """Make everything written durable (one fdatasync); returns how many frames that was."""
+        """Make everything written durable (one fdatasync); returns how many entries that was
+        (nothing about ops: there may be gaps)."""
 
     @abc.abstractmethod
     def read(self, op: int) -> bytes | None:

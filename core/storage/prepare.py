@@ -14,8 +14,8 @@ from net import wire
 from net.wire import COMMON_SIZE, HEADER_SIZE, Command, FrameError
 
 # Where a prepare header keeps its op: after the common part, the parent (u64 + 8 pad), as in
-# net/wire.py COMMAND_LAYOUTS. Read directly on the append hot path (no namedtuple per op) and
-# by the segmented backend's resync search; checked against the codec at import.
+# net/wire.py COMMAND_LAYOUTS. Read directly on the write hot path (no namedtuple per op);
+# checked against the codec at import.
 OP_OFFSET = COMMON_SIZE + struct.calcsize("<Q8x")
 _OP = struct.Struct("<Q")
 check(_OP.unpack_from(wire.encode(wire.make_header(Command.PREPARE, op=0x0102030405060708)),
@@ -63,5 +63,5 @@ def verify_header(buf: bytes | bytearray | memoryview, offset: int = 0) -> Ident
 
 
 def frame_op(frame: bytes | bytearray | memoryview) -> int:
-    """The op of a frame the caller already verified (the append hot path re-checks nothing)."""
+    """The op of a frame the caller already verified (the write hot path re-checks nothing)."""
     return _OP.unpack_from(frame, OP_OFFSET)[0]

@@ -99,7 +99,7 @@ class SegmentedJournal(Journal):
     def recover(self, checkpoint_op: int) -> Recovery:
         names = sorted(n for n in os.listdir(self.directory) if n.startswith(SEGMENT_PREFIX))
         valid: dict[int, Identity] = {}
-        damaged: dict[int, _Location] = {}
+        damaged: dict[int, list[_Location]] = {}  # ops with no valid record after these
         for name in names:
             segment = _Segment(os.path.join(self.directory, name), int(name[len(SEGMENT_PREFIX):]))
             with open(segment.path, "rb") as f:
@@ -110,19 +110,21 @@ class SegmentedJournal(Journal):
                     self._live[identity.op] = (segment, index)
                     damaged.pop(identity.op, None)
                 elif identity.op not in valid:
-                    damaged[identity.op] = (segment, index)
+                    damaged.setdefault(identity.op, []).append((segment, index))
             self.segments.append(segment)
         recovery = classify(valid, {}, damaged, checkpoint_op,
                             min(valid, default=checkpoint_op + 1), self.in_flight_ops_max)
         self.faults = {f.op: (Fault(f.op, f.expected_checksum, "body checksum mismatch")
                               if f.op in damaged else f)
                        for f in recovery.faults if f.reason != UNLINKED}
-        self._damaged = {op: damaged[op] for op in self.faults if op in damaged}
+        self._damaged = {op: damaged[op][-1] for op in self.faults if op in damaged}
         self.op_max, self.op_min = recovery.op_max, recovery.op_min
         self.released_op = checkpoint_op
         faults = tuple(self.faults.get(f.op, f) for f in recovery.faults)
         if not self.read_only and self.segments:
-            self._invalidate([damaged[op] for op in recovery.cut_ops])
+            # A dropped torn entry must not come back at the next recovery, when it may no
+            # longer be in the window and would read as a fault.
+            self._invalidate([location for op in recovery.cut_ops for location in damaged[op]])
             last = self.segments[-1]
             if os.path.getsize(last.path) != last.size_bytes:
                 os.truncate(last.path, last.size_bytes)  # a partial record at the very end
@@ -256,8 +258,9 @@ class SegmentedJournal(Journal):
 
     def truncate_prefix(self, op: int) -> None:
         self.released_op = max(self.released_op, op)
-        if op > self.op_max:
-            self.op_max = op  # a checkpoint installed past our log: writes restart after it
+        if op > self.op_max:  # a checkpoint installed past our log: writes restart after it
+            self.op_max = op
+            self.op_min = op + 1
         # Whole segments only, never the one being appended to: a segment goes once none of
         # its records is the live version of an op above the released prefix.
         doomed = [s for s in self.segments[:-1] if not self._holds_live_above(s, self.released_op)]
