@@ -13,7 +13,8 @@ from core.storage.errors import SnapshotError
 from core.storage.recover import recover_storage
 from core.storage.snapshot import SNAPSHOT_COPIES, SnapshotStore
 from core.storage.snapshot_writer import SnapshotRequest, SnapshotWriter
-from core.storage.testing import CLUSTER_TEST
+from core.storage.testing import CLUSTER_TEST, make_prepare
+from net.wire import HEADER_SIZE
 
 from .conftest import format_small
 from .test_crash import REPO_ROOT
@@ -36,10 +37,12 @@ def writer_for(root):
 
 def test_a_checkpoint_loads_back_exactly_and_the_superblock_names_it(root):
     writer = writer_for(root)
-    written = writer.checkpoint(SnapshotRequest(100, 3, 123456, SECTIONS))
+    prepare_header = make_prepare(100, 0, HEADER_SIZE)  # the core's Checkpoint.header
+    written = writer.checkpoint(SnapshotRequest(100, 3, 123456, SECTIONS, prepare_header))
     recovered = recover_storage(root, cluster=CLUSTER_TEST, replica=0)
     assert recovered.superblock.state.checkpoint_op == 100
     assert recovered.superblock.state.checkpoint_checksum == written.header.checksum
+    assert recovered.superblock.state.checkpoint_header == prepare_header
     assert recovered.checkpoint.sections == SECTIONS
     header = recovered.checkpoint.header
     assert (header.op, header.view, header.timestamp) == (100, 3, 123456)
