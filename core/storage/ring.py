@@ -2,20 +2,23 @@
 
 Owns the file journal/ring: a redundant region of `slots` prepare headers (HEADER_SIZE bytes
 each, slot order), then `slots` fixed-size prepare slots (op mod slots; slot size = the largest
-prepare accepted). The file is preallocated and zero-filled at format, so appends only overwrite
+prepare accepted). The file is preallocated and zero-filled at format, so writes only overwrite
 blocks that already exist and fdatasync never has to journal a size or extent change. Never
-writes a slot whose current op is above the released prefix (the checkpoint), and never writes
-a header before its prepare is durable.
+overwrites a slot holding another op above the released prefix (the checkpoint), and never
+writes a header before its prepare is durable.
 
 write() of an op overwrites its slot, whatever the slot held: a newer version of the same op
 (supersede), nothing (a gap being filled), or an op of an older lap, which the bound
-op - slots <= released_op proves released. A torn overwrite damages only that slot.
+op - slots <= released_op proves released. A torn overwrite damages only that slot; when it
+superseded a durable version, that version's header makes it a fault (never dropped as torn),
+repaired by the core like any corrupt entry.
 
 Hot path: write() puts each run of consecutive ops of a batch with one pwritev when padding each
 prepare to its slot's end adds no page (small slots), else one pwrite per prepare (slots are
 not contiguous, see _write_run); sync() pwrites the due headers (one call per run of
-consecutive slots) and does one fdatasync. Reads go through a read-only mmap. (Writing through a shared mmap was measured
-slower: re-dirtying a page after writeback costs a write-protect fault per page and sync.)
+consecutive slots) and does one fdatasync. Reads go through a read-only mmap. (Writing through
+a shared mmap was measured slower: re-dirtying a page after writeback costs a write-protect
+fault per page and sync.)
 
 Ordering, the reason a header is trustworthy: the headers of the prepares made durable by sync
 N are written into the header region during sync N+1, so they reach the disk together with the

@@ -21,6 +21,7 @@ import pytest
 
 from core.storage.datadir import open_data_dir, open_journal
 from core.storage.testing import CLUSTER_TEST
+from core.storage.prepare import verify_frame
 from net import wire
 
 from .conftest import format_small
@@ -39,8 +40,9 @@ class Model:
         self.versions: dict[int, tuple[int, int, bool]] = {}  # op -> (run, seq, checksum)
         self.durable: dict[int, int] = {}  # op -> checksum, when its last version is durable
 
-    def replay(self, run: int, lines: list[bytes]) -> list[int]:
-        """Apply one run's output; returns the ops whose last version is not reported."""
+    def replay(self, run: int, lines: list[bytes]) -> dict[int, int]:
+        """Apply one run's output; returns op -> checksum of the last versions written in it
+        that were not reported durable."""
         written: list[tuple[int, int]] = []  # (seq, op) of this run, in order
         for line in lines:
             fields = line.split()
@@ -55,7 +57,7 @@ class Model:
                     version = self.versions[op]
                     if seq <= reported and version[:2] == (run, seq):
                         self.durable[op] = version[2]
-        return sorted({op for _, op in written if op not in self.durable})
+        return {op: self.versions[op][2] for _, op in written if op not in self.durable}
 
 
 def recover_and_check(root: str, model: Model) -> int:
@@ -76,17 +78,23 @@ def recover_and_check(root: str, model: Model) -> int:
         journal.close()
 
 
-def simulate_power_loss(root: str, unreported: list[int], rng: random.Random) -> bool:
+def simulate_power_loss(root: str, unreported: dict[int, int], rng: random.Random) -> bool:
     """Undo, at random, what the killed writer may not have synced: the entries it wrote but
     never reported durable, and (ring) their redundant headers and those of the last group,
-    which only the next sync would have written. Bytes written after an unreported record
-    were written later still, so they are unreported too: garbling past its end is fair."""
+    which only the next sync would have written. Only a record that holds the unreported
+    version itself is hit (the kill may have come before it was written, leaving an older,
+    durable one in place); bytes after it in its file were written later still, so they are
+    unreported too: garbling past its end or cutting the file there is fair."""
     superblock = open_data_dir(root, cluster=CLUSTER_TEST, replica=0)
     superblock.close()
     journal, _ = open_journal(root, superblock.state, IN_FLIGHT_OPS, read_only=True)
     changed = False
     try:
-        locations = [loc for loc in map(journal.locate, unreported) if loc is not None]
+        locations = [location for op, checksum in sorted(unreported.items())
+                     if (stored := journal.stored(op)) is not None
+                     and (identity := verify_frame(stored)) is not None
+                     and identity.checksum == checksum
+                     and (location := journal.locate(op)) is not None]
         for path, offset in locations:
             if rng.random() < 0.5:
                 with open(path, "r+b") as f:
