@@ -25,6 +25,7 @@ zeroes its header checksum, so recovery skips it the same way.
 from __future__ import annotations
 
 import array
+import itertools
 import os
 from collections.abc import Iterable, Sequence
 
@@ -183,17 +184,24 @@ class SegmentedJournal(Journal):
         if not self.segments or self.segments[-1].size_bytes >= self.segment_size_bytes:
             self._roll()
         segment = self.segments[-1]
-        live, damaged = self._live, self._damaged
-        position = start = segment.size_bytes
-        for op, frame in zip(ops, frames):
-            live[op] = (segment, segment.add(op, position, len(frame)))
-            position += len(frame)
-            if damaged:
-                damaged.pop(op, None)
+        start = segment.size_bytes
+        sizes = list(map(len, frames))
+        offsets = list(itertools.accumulate(sizes[:-1], initial=start))
+        first = len(segment.ops)
+        # Whole-batch index updates (C loops: this is the per-op cost of the hot path).
+        segment.ops.extend(ops)
+        segment.offsets.extend(offsets)
+        segment.sizes.extend(sizes)
+        segment.op_high = max(segment.op_high, max(ops))
+        self._live.update(zip(ops, zip(itertools.repeat(segment), range(first, first + len(ops)))))
+        if self._damaged:
+            for op in ops:
+                self._damaged.pop(op, None)
+        end = offsets[-1] + sizes[-1]
         written = os.writev(self._fd, frames)
-        if written < position - start:  # a short writev is legal; finish it (never expected)
+        if written < end - start:  # a short writev is legal; finish it (never expected)
             write_all_at(self._fd, b"".join(frames)[written:], start + written)
-        segment.size_bytes = position
+        segment.size_bytes = end
         self._unsynced += len(frames)
 
     def sync(self) -> int:
