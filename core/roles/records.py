@@ -16,7 +16,9 @@ Rings and their records (producer -> consumer):
   replies   owner -> net          CLIENT_FRAME, CREDENTIALS
   applied   owner -> replication  APPLIED (op and each entry's result)
   snapshot  owner -> snapshot     SECTIONS (chunks of a checkpoint's serialized sections)
-  snapshot_done snapshot -> replication  CHECKPOINT_DONE
+  snapshot_done snapshot -> replication  CHECKPOINT_WRITTEN (3 copies durable)
+  journal   (also)                    CHECKPOINT_WRITTEN + header: name it in the superblock
+  durable   (also)                    CHECKPOINT_DONE (superblock names it, prefix released)
 """
 
 from __future__ import annotations
@@ -52,6 +54,8 @@ class Kind(enum.IntEnum):
     VIEW_PERSISTED = 36  # [view u32][log_view u32]
     CHECKPOINT_DONE = 37  # [op u64]
     SECTIONS = 38  # [op u64][view u32][timestamp u64][offset u64][total u64] + chunk
+    CHECKPOINT_WRITTEN = 39  # [op u64][checksum u64] (+ the op's raw prepare header when the
+    #                          replication role forwards it to the journal role)
 
 
 class Lookup(enum.IntEnum):
@@ -74,6 +78,7 @@ _VIEW = struct.Struct("<BIBB")
 _SEQ_OP = struct.Struct("<BQQ")
 _VIEWS = struct.Struct("<BII")
 _PERSIST_VIEW = struct.Struct("<BIIQ")
+_OP_CHECKSUM = struct.Struct("<BQQ")
 
 
 def kind_of(record: memoryview | bytes) -> int:
@@ -211,6 +216,15 @@ def view_persisted(view_number: int, log_view: int) -> bytes:
 
 def checkpoint_done(op: int) -> bytes:
     return _OP.pack(Kind.CHECKPOINT_DONE, op)
+
+
+def checkpoint_written(op: int, checksum: int, header: bytes = b"") -> bytes:
+    return _OP_CHECKSUM.pack(Kind.CHECKPOINT_WRITTEN, op, checksum) + header
+
+
+def read_checkpoint_written(record: memoryview) -> tuple[int, int, bytes]:
+    _, op, checksum = _OP_CHECKSUM.unpack_from(record)
+    return op, checksum, bytes(record[_OP_CHECKSUM.size:])
 
 
 def read_op(record: memoryview) -> int:

@@ -8,7 +8,8 @@ real owner logic and real frames:
                        PEER_FRAME     -> Receive (checksums were verified by net)
   durable (journal)    DURABLE        -> Durable;  VIEW_PERSISTED releases the view barrier
   applied (owner)      APPLIED        -> Applied (results become replies on the primary)
-  snapshot_done        CHECKPOINT_DONE -> CheckpointDone
+  snapshot_done        CHECKPOINT_WRITTEN -> forwarded to the journal with the op's header
+  durable (journal)    CHECKPOINT_DONE -> CheckpointDone (the superblock names it)
 
   Send -> outbound SEND_PEER / BROADCAST     Append, Truncate, PersistView -> journal
   Apply, Query, ReplyFromTable, Checkpoint -> apply (owner)     Reply -> outbound CLIENT_FRAME
@@ -51,6 +52,7 @@ class Replication:
         self._deferred: deque = deque()
         self._barrier: tuple[int, int] | None = None
         self._announced: tuple | None = None
+        self._checkpoint_headers: dict[int, bytes] = {}  # op -> raw prepare header, in flight
 
     # --- inputs -------------------------------------------------------------------------
 
@@ -77,8 +79,15 @@ class Replication:
             self._step(Applied(op, [AppliedEntry(client, request, operation, status, result)
                                     for client, request, operation, status, result in results]),
                        out)
+        elif kind == Kind.CHECKPOINT_WRITTEN:
+            op, checksum, _ = records.read_checkpoint_written(record)
+            header = self._checkpoint_headers.get(op)
+            check(header is not None, f"checkpoint {op} written but never asked")
+            out.journal.append(records.checkpoint_written(op, checksum, header))
         elif kind == Kind.CHECKPOINT_DONE:
-            self._step(CheckpointDone(records.read_op(record)), out)
+            op = records.read_op(record)
+            self._checkpoint_headers.pop(op, None)
+            self._step(CheckpointDone(op), out)
         else:
             check(False, f"replication got a record of kind {kind}")
 
@@ -117,6 +126,7 @@ class Replication:
                 if conn is not None:
                     out.apply.append(records.table_reply(conn, _frame_of(action.header, b"")))
             elif kind is Checkpoint:
+                self._checkpoint_headers[action.op] = bytes(action.header[:wire.HEADER_SIZE])
                 out.apply.append(records.checkpoint(action.op))
             elif kind is Truncate:
                 out.journal.append(records.truncate(action.op))

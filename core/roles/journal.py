@@ -1,0 +1,79 @@
+"""The journal role: the only writer of the journal and of the superblock.
+
+`JournalRole` is the role's logic without rings (tested with real files): it takes the
+replication role's records in order and makes them durable.
+
+  APPEND(seq, op, frame)     written in any op order (Journal.write: gaps and supersedes are
+                             the journal's business); one fdatasync per pass covers them all,
+                             then DURABLE(highest seq) - every append up to it is durable
+  TRUNCATE(op)               pending writes first, then everything above op is dropped, durably
+  PERSIST_VIEW               view, log_view, head op and view headers into the superblock
+                             (each copy written, fdatasynced, read back), then VIEW_PERSISTED
+  CHECKPOINT_WRITTEN+header  the snapshot role's 3 copies are durable: the superblock names the
+                             checkpoint, the journal prefix below it minus the retention lag is
+                             released, then CHECKPOINT_DONE
+
+Why one role writes both: the superblock has a sequence number and four copies updated in
+turn; two writers would race on them. Ordering within a pass is the order of the records, so
+a PersistView is durable before anything the core decided after it reaches the disk.
+"""
+
+from __future__ import annotations
+
+from core.check import check
+from core.roles import records
+from core.roles.records import Kind
+from core.storage.journal import BATCH_FRAMES_MAX, Journal
+from core.storage.journal_writer import journal_release_op
+from core.storage.superblock import Superblock
+from net.wire import HEADER_SIZE
+
+
+class JournalRole:
+    def __init__(self, journal: Journal, superblock: Superblock, retention_ops: int):
+        self.journal = journal
+        self.superblock = superblock
+        self.retention_ops = retention_ops
+        self._pending: list[bytes] = []
+        self._pending_seq = 0
+        self.durable_seq = 0
+
+    def handle(self, record: memoryview, out: list[bytes]) -> None:
+        """Process one record; answers for the replication role are appended to out."""
+        kind = records.kind_of(record)
+        if kind == Kind.APPEND:
+            seq, _op, frame = records.read_append(record)
+            check(seq > self._pending_seq, "append sequence numbers must increase")
+            self._pending.append(bytes(frame))
+            self._pending_seq = seq
+            return
+        self.flush(out)  # everything before this record is durable before it takes effect
+        if kind == Kind.TRUNCATE:
+            self.journal.truncate_suffix(records.read_op(record))
+        elif kind == Kind.PERSIST_VIEW:
+            view, log_view, op, headers = records.read_persist_view(record)
+            raw = bytes(headers)
+            check(len(raw) % HEADER_SIZE == 0, "view headers are whole prepare headers")
+            self.superblock.update(view=view, log_view=log_view, view_op=op, view_headers=tuple(
+                raw[i:i + HEADER_SIZE] for i in range(0, len(raw), HEADER_SIZE)))
+            out.append(records.view_persisted(view, log_view))
+        elif kind == Kind.CHECKPOINT_WRITTEN:
+            op, checksum, header = records.read_checkpoint_written(record)
+            check(len(header) == HEADER_SIZE, "a checkpoint is named with its prepare header")
+            self.superblock.update(checkpoint_op=op, checkpoint_checksum=checksum,
+                                   checkpoint_header=header)
+            self.journal.truncate_prefix(journal_release_op(op, self.retention_ops))
+            out.append(records.checkpoint_done(op))
+        else:
+            check(False, f"journal got a record of kind {kind}")
+
+    def flush(self, out: list[bytes]) -> None:
+        """Write what is pending, one fdatasync, then report the highest durable sequence."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        for start in range(0, len(pending), BATCH_FRAMES_MAX):
+            self.journal.write(pending[start:start + BATCH_FRAMES_MAX])
+        self.journal.sync()
+        self.durable_seq = self._pending_seq
+        out.append(records.durable(self.durable_seq))

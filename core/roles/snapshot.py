@@ -1,0 +1,48 @@
+"""The snapshot role: writes checkpoints (3 copies) from the owner's sections.
+
+`SnapshotRole` reassembles the owner's SECTIONS chunks of one checkpoint, writes the composite
+file in 3 copies through core/storage/snapshot.py (sections the owner marked unchanged are
+reused byte for byte from the previous checkpoint), and reports CHECKPOINT_WRITTEN with the
+checkpoint checksum. It never touches the superblock: the journal role names the checkpoint
+there (the superblock's only writer), and only then are older checkpoint files removed - at the
+next checkpoint, when the superblock is known to name the previous one.
+"""
+
+from __future__ import annotations
+
+from core import log
+from core.check import check
+from core.roles import records
+from core.roles.owner import decode_sections, decode_sections_chunk
+from core.storage.snapshot import Checkpoint, SnapshotStore
+
+CHECKPOINT_BYTES_MAX = 1 << 34  # a sections blob larger than this is a bug, not a catalogue
+
+
+class SnapshotRole:
+    def __init__(self, store: SnapshotStore, current: Checkpoint | None):
+        self.store = store
+        self.current = current
+        self._op = -1
+        self._blob = bytearray()
+
+    def handle(self, record: memoryview, out: list[bytes]) -> None:
+        op, view, timestamp, offset, total, chunk = decode_sections_chunk(record)
+        check(total <= CHECKPOINT_BYTES_MAX, f"checkpoint of {total} bytes")
+        if offset == 0:
+            self._op = op
+            self._blob = bytearray()
+        check(op == self._op and offset == len(self._blob),
+              f"sections chunk op={op} offset={offset} out of order")
+        self._blob += chunk
+        if len(self._blob) < total:
+            return
+        check(len(self._blob) == total, "sections longer than announced")
+        sections = decode_sections(bytes(self._blob))
+        self._blob = bytearray()
+        if self.current is not None:
+            self.store.remove_other_than(self.current.header.op)
+        written = self.store.write(op, view, timestamp, sections, self.current)
+        self.current = written
+        log.info("checkpoint_written", op=op, bytes=total)
+        out.append(records.checkpoint_written(op, written.header.checksum))
