@@ -36,11 +36,21 @@ def _scrypt(secret: bytes, salt: bytes, n_log2: int, r: int, p: int) -> bytes:
                           maxmem=(1 << n_log2) * r * 256, dklen=DIGEST_BYTES)
 
 
-def hash_secret(secret: str, n_log2: int = SCRYPT_N_LOG2) -> bytes:
-    """A new salted scrypt hash of a password or token secret."""
-    salt = os.urandom(SALT_BYTES)
+def hash_secret(secret: str, n_log2: int = SCRYPT_N_LOG2, salt: bytes | None = None) -> bytes:
+    """A salted scrypt hash of a password or token secret (a random salt unless one is given:
+    formatting replicas one by one needs the same root hash on each, see root_salt)."""
+    salt = os.urandom(SALT_BYTES) if salt is None else salt
+    if len(salt) != SALT_BYTES:
+        raise ValueError(f"a salt is {SALT_BYTES} bytes")
     digest = _scrypt(secret.encode(), salt, n_log2, SCRYPT_R, SCRYPT_P)
     return SCHEME + _PARAMS.pack(n_log2, SCRYPT_R, SCRYPT_P) + salt + digest
+
+
+def root_salt(cluster_id: int) -> bytes:
+    """The root password's salt: derived from the cluster id so that every replica formatted
+    separately starts from byte-identical state, and differing between clusters."""
+    return hashlib.sha256(b"metavsr-root-salt" + cluster_id.to_bytes(16, "little")).digest()[
+        :SALT_BYTES]
 
 
 def verify_secret(stored: bytes, secret: str) -> bool:

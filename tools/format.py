@@ -4,22 +4,27 @@ Owns the command line of formatting; the work is core.storage.datadir.format_dat
 formats over an existing formatted or non-empty dir: a replica that lost its disk must not
 rejoin as if new (DESIGN section 6).
 
-Initial credentials: format_data_dir takes `initial_sections`, the initial state written as
-the checkpoint at op 0 before the superblock (a crash before the superblock leaves a half
-formatted dir, refused at open). The security work adds the root password option here (config,
-environment or file; never a default), hashes it and passes
-MuxStateMachine(root_password_hash, root_created_at_us=...).snapshot(); until then format
-writes no state at all and root cannot log in.
+Initial credentials: the root password comes from --root-password-file or the environment
+variable METAVSR_ROOT_PASSWORD, never a default: format refuses to run without one. It is
+stored only as a salted scrypt hash inside the initial state (the checkpoint at op 0, written
+before the superblock). The salt is derived from the cluster id (core.auth.root_salt) so that
+replicas formatted one by one start from byte-identical state.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
+from core import auth
 from core.storage import datadir, segmented
 from core.storage.errors import StorageError
 from core.storage.superblock import JOURNAL_BACKENDS
+from domains.mux import MuxStateMachine
+
+ROOT_PASSWORD_ENV = "METAVSR_ROOT_PASSWORD"
+ROOT_PASSWORD_MIN, ROOT_PASSWORD_MAX = 8, 100
 
 HELP = "create a replica's data dir (refuses a dir that is formatted or not empty)"
 
@@ -39,16 +44,43 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--segment-size-bytes", type=int,
                         default=segmented.SEGMENT_SIZE_BYTES_DEFAULT,
                         help="segmented: a new segment file starts past this size")
+    parser.add_argument("--root-password-file", metavar="FILE",
+                        help=f"file holding the root user's password (else ${ROOT_PASSWORD_ENV})")
     parser.add_argument("dir", metavar="DIR", help="the data dir to create")
 
 
+def initial_state(cluster_id: int, root_password: str) -> dict:
+    """The sections every replica of a cluster starts from: root with this password."""
+    if not (ROOT_PASSWORD_MIN <= len(root_password) <= ROOT_PASSWORD_MAX):
+        raise ValueError(f"the root password must be {ROOT_PASSWORD_MIN}..{ROOT_PASSWORD_MAX} "
+                         "characters")
+    root_hash = auth.hash_secret(root_password, salt=auth.root_salt(cluster_id))
+    return MuxStateMachine(root_hash).snapshot()
+
+
+def _root_password(args: argparse.Namespace) -> str:
+    if args.root_password_file:
+        with open(args.root_password_file, encoding="utf-8") as source:
+            return source.read().strip("\n")
+    password = os.environ.get(ROOT_PASSWORD_ENV, "")
+    if not password:
+        raise ValueError(f"no root password: give --root-password-file or set {ROOT_PASSWORD_ENV}"
+                         " (there is no default password)")
+    return password
+
+
 def run(args: argparse.Namespace) -> int:
+    try:
+        sections = initial_state(args.cluster, _root_password(args))
+    except (OSError, ValueError) as exc:
+        print(f"metavsr format: {exc}", file=sys.stderr)
+        return 2
     try:
         state = datadir.format_data_dir(
             args.dir, cluster=args.cluster, replica=args.replica,
             replica_count=args.replica_count, journal_backend=args.journal,
             ring_slots=args.ring_slots, ring_slot_size_bytes=args.ring_slot_size_bytes,
-            segment_size_bytes=args.segment_size_bytes)
+            segment_size_bytes=args.segment_size_bytes, initial_sections=sections)
     except (StorageError, AssertionError) as exc:  # AssertionError: a bound check failed
         print(f"metavsr format: {exc}", file=sys.stderr)
         return 1

@@ -55,3 +55,9 @@ def data_dir(tmp_path, backend):
     yield directory
     if directory.journal is not None:
         directory.journal.close()
+
+
+@pytest.fixture(autouse=True)
+def root_password(monkeypatch):
+    """`metavsr format` refuses to run without a root password (tests/security checks that)."""
+    monkeypatch.setenv("METAVSR_ROOT_PASSWORD", "storage-tests-root-pw")
