@@ -173,7 +173,7 @@ class EventLoop:
             else:
                 data()
         self.handler.on_turn()
-        self._flush()
+        self.flush()
 
     def close_idle(self) -> None:
         """Close client connections idle past the bound (call every few seconds)."""
@@ -259,7 +259,9 @@ class EventLoop:
             self.counters.frames_in += len(frames)
             self.handler.on_frames(conn, frames)
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
+        """Write what was queued since the last flush (also called by the net role after it
+        drained its rings, so replies never wait for the next select)."""
         dirty, self._dirty = self._dirty, []
         for conn in dirty:
             if not conn.closed and not conn.connecting:

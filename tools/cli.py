@@ -14,6 +14,7 @@ import sys
 # name -> module; add a line when a subcommand lands (never a placeholder).
 SUBCOMMANDS: dict[str, str] = {
     "bench": "tools.bench",
+    "serve": "tools.serve",
     "sim": "tools.sim",
     "format": "tools.format",
     "inspect": "tools.inspect_data",  # not tools/inspect.py: it would shadow the stdlib module

@@ -20,11 +20,15 @@ a PersistView is durable before anything the core decided after it reaches the d
 
 from __future__ import annotations
 
+from core import config as config_mod
+from core import log
 from core.check import check
-from core.roles import records
+from core.roles import records, wiring
 from core.roles.records import Kind
-from core.storage.journal import BATCH_FRAMES_MAX, Journal
+from core.roles.supervisor import RoleHandle
+from core.storage.journal import BATCH_FRAMES_MAX, IN_FLIGHT_OPS_MAX_DEFAULT, Journal
 from core.storage.journal_writer import journal_release_op
+from core.storage.recover import recover_storage
 from core.storage.superblock import Superblock
 from net.wire import HEADER_SIZE
 
@@ -77,3 +81,37 @@ class JournalRole:
         self.journal.sync()
         self.durable_seq = self._pending_seq
         out.append(records.durable(self.durable_seq))
+
+
+IDLE_WAIT_S = 0.1
+IN_FLIGHT_OPS_MAX = IN_FLIGHT_OPS_MAX_DEFAULT  # unsynced ops at most: recovery's torn window
+
+
+def run(context) -> None:
+    """The journal process: recover the data dir (cut the torn tail), then write until stop."""
+    handle = RoleHandle(context)
+    config = config_mod.load(context.settings["config_path"])
+    ends = wiring.attach(wiring.geometry_of(config), "journal", context.settings["net_event_fd"])
+    recovered = recover_storage(config.data_dir, cluster=config.cluster_id,
+                                replica=config.replica, in_flight_ops_max=IN_FLIGHT_OPS_MAX)
+    role = JournalRole(recovered.journal, recovered.superblock, config.journal.retention_ops)
+    consumer, producer = ends.consumers["journal"], ends.producers["durable"]
+    log.info("journal_ready", op_max=recovered.journal.op_max,
+             faults=len(recovered.journal_recovery.faults),
+             cut=len(recovered.journal_recovery.cut_ops))
+    handle.ready()
+    while not handle.stop_requested():
+        handle.beat()
+        if not ends.doorbell.wait(IDLE_WAIT_S):
+            continue
+        out: list[bytes] = []
+        # At most the recovery window per group: recovery may cut only that many unsynced ops.
+        batch = consumer.pop(IN_FLIGHT_OPS_MAX)
+        for record in batch:
+            role.handle(record, out)
+        del batch
+        consumer.release()
+        role.flush(out)
+        if out:
+            producer.push_batch(out)
+    role.flush([])

@@ -84,6 +84,8 @@ class NetRole(Handler):
         # Rings first, so what they produce for sockets and rings goes out in this turn's
         # flush; then sleep in the selector only if no ring has records (doorbell handshake).
         self._drain_rings()
+        self.loop.flush()
+        self.on_turn()
         timeout_s = 0.05 if self.doorbell.prepare_to_sleep() else 0.0
         self.loop.turn(timeout_s)
         if timeout_s:

@@ -22,17 +22,27 @@ meanwhile (only their effects wait).
 
 from __future__ import annotations
 
+import os
+import random
+import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
+from core import config as config_mod
 from core import log
 from core.check import check
-from core.roles import records
+from core.roles import records, wiring
+from core.roles.supervisor import RoleHandle
+from core.storage.datadir import Paths, open_journal
+from core.storage.journal import IN_FLIGHT_OPS_MAX_DEFAULT
+from core.storage.recover import Recovered, to_core_recovered
+from core.storage.superblock import newest_valid, read_copies
 from core.roles.records import Kind
 from core.vsr.messages import (
     Append, Applied, AppliedEntry, Apply, Checkpoint, CheckpointDone, Durable, PersistView,
-    Query, Receive, Reply, ReplyFromTable, RequestSnapshot, Send, Tick, Truncate,
+    Query, Receive, Reply, ReplyFromTable, RequestSnapshot, Send, Tick, Truncate, VsrConfig,
 )
+from core.vsr.replica import Replica
 from net import iggy, wire
 
 CLIENT_CONNECTIONS_MAX = 65_536  # client -> connection map; the oldest entries go first
@@ -180,3 +190,84 @@ def _iggy_reply(core_reply: bytes) -> bytes:
 
 def _frame_of(header, body: bytes | memoryview) -> bytes:
     return wire.encode(header._replace(size=0), body, checksums=False)
+
+
+POP_BATCH_MAX = 1024
+JOURNAL_READY_TIMEOUT_S = 60.0
+
+
+def vsr_config(config) -> VsrConfig:
+    """The core's bounds from a replica's config (core.config.Config)."""
+    replication = config.replication
+    return VsrConfig(
+        replica_count=config.replica_count, cluster=config.cluster_id,
+        pipeline_max=replication.pipeline_max, batch_max=replication.batch_max,
+        checkpoint_interval=replication.checkpoint_interval,
+        journal_retention_ops=config.journal.retention_ops,
+        tick_us=replication.tick_ms * 1000, heartbeat_ticks=replication.heartbeat_ticks,
+        normal_timeout_ticks=replication.view_change_timeout_ticks)
+
+
+class _ReadOnlySuperblock:
+    """The superblock as read here: its newest valid state, no file handle to write through."""
+
+    def __init__(self, state):
+        self.state = state
+
+
+def _read_recovered(config) -> object:
+    """The core's restart state, read-only: the journal role has already recovered the dir."""
+    paths = Paths(config.data_dir)
+    state = newest_valid(read_copies(paths.superblock))
+    journal, recovery = open_journal(config.data_dir, state, IN_FLIGHT_OPS_MAX_DEFAULT,
+                                     read_only=True)
+    try:
+        return to_core_recovered(Recovered(_ReadOnlySuperblock(state), None, journal, recovery))
+    finally:
+        journal.close()
+
+
+def run(context) -> None:
+    """The replication process: wait for the journal's recovery, restart the core, then turn
+    ring records and ticks into core inputs until the supervisor says stop."""
+    handle = RoleHandle(context)
+    config = config_mod.load(context.settings["config_path"])
+    ends = wiring.attach(wiring.geometry_of(config), "replication",
+                         context.settings["net_event_fd"])
+    deadline = time.monotonic() + JOURNAL_READY_TIMEOUT_S
+    while not handle.counters.get("journal", "ready"):
+        check(time.monotonic() < deadline, "the journal role never became ready")
+        time.sleep(0.01)
+    # Randomness is injected into the core: here it is seeded from the OS.
+    core = Replica(vsr_config(config), config.replica,
+                   random.Random(int.from_bytes(os.urandom(8), "little")),
+                   _read_recovered(config))
+    replication = Replication(core)
+    consumers = [ends.consumers[name] for name in ("inbound", "durable", "applied",
+                                                   "snapshot_done")]
+    producers = ends.producers
+    tick_s = config.replication.tick_ms / 1000
+    next_tick = time.monotonic()
+    handle.ready()
+    log.info("replication_ready", view=core.view, status=core.status,
+             commit=core.commit_max, head=core.log.head)
+    while not handle.stop_requested():
+        handle.beat()
+        out = Outputs()
+        if ends.doorbell.wait(max(0.0, next_tick - time.monotonic())):
+            for consumer in consumers:
+                batch = consumer.pop(POP_BATCH_MAX)
+                for record in batch:
+                    replication.handle(record, out)
+                del batch
+                consumer.release()
+        now = time.monotonic()
+        if now >= next_tick:
+            replication.tick(time.time_ns() // 1000, out)
+            next_tick = max(next_tick + tick_s, now)  # a late tick is not made up in a burst
+        if out.outbound:
+            producers["outbound"].push_batch(out.outbound)
+        if out.journal:
+            producers["journal"].push_batch(out.journal)
+        if out.apply:
+            producers["apply"].push_batch(out.apply)

@@ -10,11 +10,15 @@ next checkpoint, when the superblock is known to name the previous one.
 
 from __future__ import annotations
 
+from core import config as config_mod
 from core import log
 from core.check import check
-from core.roles import records
+from core.roles import records, wiring
 from core.roles.owner import decode_sections, decode_sections_chunk
+from core.roles.supervisor import RoleHandle
+from core.storage.datadir import Paths
 from core.storage.snapshot import Checkpoint, SnapshotStore
+from core.storage.superblock import newest_valid, read_copies
 
 CHECKPOINT_BYTES_MAX = 1 << 34  # a sections blob larger than this is a bug, not a catalogue
 
@@ -46,3 +50,34 @@ class SnapshotRole:
         self.current = written
         log.info("checkpoint_written", op=op, bytes=total)
         out.append(records.checkpoint_written(op, written.header.checksum))
+
+
+IDLE_WAIT_S = 0.1
+POP_BATCH_MAX = 64
+
+
+def run(context) -> None:
+    """The snapshot process: start from the checkpoint the superblock names, write new ones."""
+    handle = RoleHandle(context)
+    config = config_mod.load(context.settings["config_path"])
+    ends = wiring.attach(wiring.geometry_of(config), "snapshot", context.settings["net_event_fd"])
+    paths = Paths(config.data_dir)
+    state = newest_valid(read_copies(paths.superblock))
+    store = SnapshotStore(paths.snapshots)
+    current = (store.load(state.checkpoint_op, state.checkpoint_checksum)
+               if state.checkpoint_checksum else None)
+    role = SnapshotRole(store, current)
+    consumer, producer = ends.consumers["snapshot"], ends.producers["snapshot_done"]
+    handle.ready()
+    while not handle.stop_requested():
+        handle.beat()
+        if not ends.doorbell.wait(IDLE_WAIT_S):
+            continue
+        out: list[bytes] = []
+        batch = consumer.pop(POP_BATCH_MAX)
+        for record in batch:
+            role.handle(record, out)
+        del batch
+        consumer.release()
+        if out:
+            producer.push_batch(out)

@@ -430,6 +430,8 @@ class Replica:
     def _maybe_start_read_round(self) -> None:
         if self.reads.needs_round():
             self._heartbeat()
+            # A one-replica cluster is its own quorum: the round is confirmed as it starts.
+            self._answer_reads()
 
     def _on_commit_ack(self, h, body) -> None:
         if self.status != STATUS_NORMAL or not self.is_primary or h.view != self.view:

@@ -199,3 +199,18 @@ def test_bounds_are_checked_in_the_config():
         VsrConfig(replica_count=3, pipeline_max=0)
     with pytest.raises(InvariantError):
         VsrConfig(replica_count=3, pipeline_max=64, view_headers_max=32)
+
+
+def test_a_one_replica_cluster_answers_linearizable_reads():
+    from core.vsr.messages import Query, Receive, VsrConfig
+    from core.vsr.replica import Replica
+    from net import iggy
+    from net.wire import decode_client_frame
+    import random
+
+    replica = Replica(VsrConfig(replica_count=1), 0, random.Random(1))
+    frame = iggy.request_frame(b"\x01" * 16, 1, 1, iggy.Operation.NON_REPLICATED, b"",
+                               code=iggy.Code.GET_STREAMS)
+    header, body = decode_client_frame(frame, 1024)
+    actions = replica.step(Receive(header, body, frame=frame))
+    assert any(type(action) is Query for action in actions)
