@@ -218,9 +218,14 @@ class Client:
                                       if reply.evicted in EvictionReason.__members__.values()
                                       else f"login refused (reason {reply.evicted})")
                 raise SessionLost(int(reply.evicted))
-            if reply.status in (iggy.STATUS_TRANSIENT_NOT_COMMITTED,
-                                iggy.STATUS_TRANSIENT_NOT_ACCEPTED):
-                last_error = f"transient status {reply.status}"
+            if reply.status == iggy.STATUS_TRANSIENT_NOT_ACCEPTED:
+                # Not the primary: the same frame goes to the next replica at once.
+                last_error = "answered by a backup"
+                self.close()
+                self._address_index = (self._address_index + 1) % len(self.addresses)
+                continue
+            if reply.status == iggy.STATUS_TRANSIENT_NOT_COMMITTED:
+                last_error = "outcome not known yet"
                 time.sleep(RETRY_PAUSE_S)
                 continue
             if reply.status:

@@ -14,6 +14,7 @@ import sys
 # name -> module; add a line when a subcommand lands (never a placeholder).
 SUBCOMMANDS: dict[str, str] = {
     "bench": "tools.bench",
+    "cluster": "tools.cluster",
     "serve": "tools.serve",
     "sim": "tools.sim",
     "format": "tools.format",

@@ -167,6 +167,8 @@ class Replication:
         core = self.core
         state = (core.view, core.primary_of(core.view), core.status == "normal")
         if state != self._announced:
+            log.info("view_status", view=state[0], primary=state[1], normal=state[2],
+                     commit=core.commit_max, head=core.log.head)
             self._announced = state
             record = records.view(*state)
             out.outbound.append(record)
