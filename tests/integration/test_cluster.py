@@ -1,0 +1,160 @@
+"""A real 3-replica cluster on 127.0.0.1: real processes, sockets, files and fsync.
+
+The test owns the replica processes (one `metavsr serve` each) so it can kill -9 them and
+restart them; the cluster's files are created the way `metavsr cluster up` creates them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from net.client import ClientError
+from net.iggy import Code
+from net.operations import MetadataClient
+from tools import cluster as cluster_tool
+from tools import cluster_files
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+READY_TIMEOUT_S = 60.0
+
+
+def _free_base_port() -> int:
+    rng = random.Random()
+    for _ in range(100):
+        base = rng.randrange(20_000, 40_000)
+        ports = [base + i for i in range(3)] + [base + 100 + i for i in range(3)]
+        try:
+            for port in ports:
+                with socket.socket() as probe:
+                    probe.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    raise RuntimeError("no free ports")
+
+
+class Cluster:
+    def __init__(self, directory: str):
+        self.directory = directory
+        args = argparse.Namespace(replicas=3, base_port=_free_base_port(), journal="segmented")
+        self.configs = cluster_tool._create_or_resume(directory, args)
+        self.addresses = cluster_files.cluster_addresses(directory)
+        self.credentials = cluster_files.read_credentials(directory)
+        self.processes: list[subprocess.Popen | None] = [None] * 3
+
+    def start(self, index: int) -> None:
+        log = open(os.path.join(self.directory, f"replica-{index}.log"), "ab")
+        self.processes[index] = subprocess.Popen(
+            [sys.executable, "-m", "tools.cli", "serve", "--config", self.configs[index]],
+            cwd=ROOT, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+
+    def kill(self, index: int) -> None:
+        process = self.processes[index]
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process is not None and process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            if process is not None:
+                try:
+                    process.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+
+    def client(self, **kwargs) -> MetadataClient:
+        client = MetadataClient(list(self.addresses), **kwargs)
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while True:
+            try:
+                client.login(*self.credentials)
+                return client
+            except (ClientError, OSError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
+    def primary(self, client: MetadataClient) -> int:
+        roster = client.read(Code.GET_CLUSTER_METADATA)
+        from net.client import _parse_roster
+        for node in _parse_roster(roster):
+            if node.leader:
+                return self.addresses.index((node.ip, node.tcp_port))
+        raise AssertionError("no leader in the roster")
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    cluster = Cluster(str(tmp_path / "cluster"))
+    for index in range(3):
+        cluster.start(index)
+    yield cluster
+    cluster.stop()
+
+
+def test_every_kind_of_operation_round_trips_with_its_errors(cluster):
+    client = cluster.client(timeout_s=2.0, deadline_s=20.0)
+    stream = client.create_stream("orders")
+    assert stream.name == "orders" and stream.id == 0
+    with pytest.raises(ClientError) as duplicate:
+        client.create_stream("orders")
+    assert duplicate.value.name == "stream_name_already_exists"
+    topic = client.create_topic("orders", "events", 3)
+    assert topic.partitions_count == 3
+    client.create_partitions("orders", "events", 2)
+    assert client.get_topic("orders", "events").partitions_count == 5
+    group = client.create_consumer_group("orders", "events", "billing")
+    client.join_consumer_group("orders", "events", "billing")
+    assert client.get_consumer_group("orders", "events", group.id).members_count == 1
+    user = client.create_user("alice", "alice-password")
+    assert client.get_user("alice").id == user.id
+    with pytest.raises(ClientError) as root:
+        client.delete_user(0)
+    assert root.value.name == "cannot_delete_user"
+    assert [s.name for s in client.get_streams(stale=True)] in ([], ["orders"])
+    client.delete_stream("orders")
+    assert client.get_stream("orders") is None
+    alice = cluster.client(timeout_s=2.0, deadline_s=20.0)
+    alice.logout()
+    alice.login("alice", "alice-password")
+    with pytest.raises(ClientError) as denied:
+        alice.create_stream("not-allowed")
+    assert denied.value.name == "unauthorized"
+
+
+def test_ctl_creates_a_stream_on_the_local_cluster(cluster):
+    cluster.client().close()  # waits until the cluster accepts logins
+    out = subprocess.run([sys.executable, "-m", "tools.cli", "ctl", "--dir", cluster.directory,
+                          "--json", "create-stream", "from-ctl"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "from-ctl" in out.stdout
+
+
+def test_writes_resume_after_kill_9_of_the_primary_and_nothing_acked_is_lost(cluster):
+    client = cluster.client(timeout_s=0.5, deadline_s=30.0)
+    primary = cluster.primary(client)
+    acked = []
+    for i in range(20):
+        acked.append(client.create_stream(f"before-{i}").name)
+    cluster.kill(primary)
+    killed_at = time.monotonic()
+    client.create_stream("after-kill")
+    gap_s = time.monotonic() - killed_at
+    acked.append("after-kill")
+    assert gap_s < 5.0, f"writes resumed {gap_s:.2f} s after the primary died"
+    names = {s.name for s in client.get_streams()}
+    assert set(acked) <= names
+    cluster.start(primary)
+    print(f"failover gap {gap_s:.3f} s")
