@@ -158,3 +158,33 @@ def test_writes_resume_after_kill_9_of_the_primary_and_nothing_acked_is_lost(clu
     assert set(acked) <= names
     cluster.start(primary)
     print(f"failover gap {gap_s:.3f} s")
+
+
+def test_whole_cluster_kill_9_then_restart_keeps_every_acknowledged_write(cluster):
+    client = cluster.client(timeout_s=1.0, deadline_s=30.0)
+    acked = [client.create_stream(f"durable-{i}").name for i in range(40)]
+    client.create_topic("durable-0", "t", 2)
+    for index in range(3):
+        cluster.kill(index)
+    for index in range(3):
+        cluster.start(index)
+    client = cluster.client(timeout_s=1.0, deadline_s=30.0)
+    names = {s.name for s in client.get_streams()}
+    assert set(acked) <= names
+    assert client.get_topic("durable-0", "t").partitions_count == 2
+    # Every replica applied the same state: each answers a stale read with the same list.
+    client.create_stream("marker")
+    views = set()
+    for host, port in cluster.addresses:
+        replica = MetadataClient([(host, port)], timeout_s=1.0, deadline_s=30.0)
+        replica.session, replica.client_id, replica.user_id = (
+            client.session, client.client_id, client.user_id)
+        deadline = time.monotonic() + 20
+        while True:
+            listed = tuple(sorted(s.name for s in replica.get_streams(stale=True)))
+            if "marker" in listed or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        views.add(listed)
+        replica.close()
+    assert len(views) == 1 and "marker" in next(iter(views))
