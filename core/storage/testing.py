@@ -12,12 +12,16 @@ CLUSTER_TEST = 7
 
 
 def make_prepare(op: int, parent: int, frame_size_bytes: int, *, view: int = 0,
-                 fill: int = 0) -> bytes:
-    """One valid prepare frame of exactly frame_size_bytes for op, linked to parent."""
+                 fill: int = 0, timestamp: int | None = None) -> bytes:
+    """One valid prepare frame of exactly frame_size_bytes for op, linked to parent.
+
+    The view is not part of a prepare's checksum: two versions differ by fill or timestamp.
+    """
     body = bytes([(op + fill) & 0xFF]) * (frame_size_bytes - HEADER_SIZE)
     header = wire.make_header(Command.PREPARE, cluster=wire.cluster_bytes(CLUSTER_TEST),
                               view=view, op=op, parent=parent, commit=max(op - 1, 0),
-                              timestamp=op * 1000, request_count=1)
+                              timestamp=op * 1000 if timestamp is None else timestamp,
+                              request_count=1)
     return wire.encode(header, body)
 
 

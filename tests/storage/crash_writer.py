@@ -78,8 +78,10 @@ def main(root: str, seed: int) -> None:
         lines = []
         for _ in range(rng.randint(1, frames_max)):
             op = pick_op(low)
+            # A unique timestamp makes every version's checksum unique, so the test can tell
+            # a version written in this run from an identical older one.
             frame = make_prepare(op, checksums.get(op - 1, 0), size, view=rng.randrange(4),
-                                 fill=rng.randrange(256))
+                                 fill=rng.randrange(256), timestamp=rng.getrandbits(62))
             checksums[op] = wire.frame_checksum(frame)
             frames.append(frame)
             lines.append(f"w {state['seq']} {op} {checksums[op]}\n")
