@@ -33,10 +33,7 @@ from core import log
 from core.check import check
 from core.roles import records, wiring
 from core.roles.supervisor import RoleHandle
-from core.storage.datadir import Paths, open_journal
-from core.storage.journal import IN_FLIGHT_OPS_MAX_DEFAULT
-from core.storage.recover import Recovered, to_core_recovered
-from core.storage.superblock import newest_valid, read_copies
+from core.storage.recover import read_core_recovered
 from core.roles.records import Kind
 from core.vsr.messages import (
     Append, Applied, AppliedEntry, Apply, Checkpoint, CheckpointDone, Durable, PersistView,
@@ -210,25 +207,6 @@ def vsr_config(config) -> VsrConfig:
         normal_timeout_ticks=replication.view_change_timeout_ticks)
 
 
-class _ReadOnlySuperblock:
-    """The superblock as read here: its newest valid state, no file handle to write through."""
-
-    def __init__(self, state):
-        self.state = state
-
-
-def _read_recovered(config) -> object:
-    """The core's restart state, read-only: the journal role has already recovered the dir."""
-    paths = Paths(config.data_dir)
-    state = newest_valid(read_copies(paths.superblock))
-    journal, recovery = open_journal(config.data_dir, state, IN_FLIGHT_OPS_MAX_DEFAULT,
-                                     read_only=True)
-    try:
-        return to_core_recovered(Recovered(_ReadOnlySuperblock(state), None, journal, recovery))
-    finally:
-        journal.close()
-
-
 def run(context) -> None:
     """The replication process: wait for the journal's recovery, restart the core, then turn
     ring records and ticks into core inputs until the supervisor says stop."""
@@ -243,7 +221,8 @@ def run(context) -> None:
     # Randomness is injected into the core: here it is seeded from the OS.
     core = Replica(vsr_config(config), config.replica,
                    random.Random(int.from_bytes(os.urandom(8), "little")),
-                   _read_recovered(config))
+                   read_core_recovered(config.data_dir, cluster=config.cluster_id,
+                                       replica=config.replica))
     replication = Replication(core)
     consumers = [ends.consumers[name] for name in ("inbound", "durable", "applied",
                                                    "snapshot_done")]

@@ -14,7 +14,7 @@ from core.check import check
 from core.storage.datadir import Paths, open_data_dir, open_journal
 from core.storage.journal import IN_FLIGHT_OPS_MAX_DEFAULT, Journal, Recovery
 from core.storage.snapshot import Checkpoint, SnapshotStore
-from core.storage.superblock import Superblock
+from core.storage.superblock import Superblock, newest_valid, read_copies
 from core.vsr.replica import Recovered as CoreRecovered
 
 
@@ -38,6 +38,21 @@ def recover_storage(root: str, *, cluster: int, replica: int,
     return Recovered(superblock, checkpoint, journal, recovery)
 
 
+def read_core_recovered(root: str, *, cluster: int, replica: int,
+                        in_flight_ops_max: int = IN_FLIGHT_OPS_MAX_DEFAULT) -> CoreRecovered:
+    """to_core_recovered from a read-only look at the data dir (nothing is cut or rewritten):
+    for the replication role, once the journal role (the writer) has recovered the dir."""
+    copies = read_copies(Paths(root).superblock)
+    state = newest_valid(copies)
+    check(state.cluster == cluster and state.replica == replica,
+          f"{root} belongs to cluster {state.cluster} replica {state.replica}")
+    journal, recovery = open_journal(root, state, in_flight_ops_max, read_only=True)
+    try:
+        return _core_recovered(state, journal, recovery)
+    finally:
+        journal.close()
+
+
 def to_core_recovered(recovered: Recovered) -> CoreRecovered:
     """What the VSR core needs to restart (core.vsr.replica.Recovered).
 
@@ -48,11 +63,14 @@ def to_core_recovered(recovered: Recovered) -> CoreRecovered:
     write dropped at recovery). An entry reported as not linking is passed whole: the core's
     chain walk decides which side is stale.
     """
-    state = recovered.superblock.state
+    return _core_recovered(recovered.superblock.state, recovered.journal,
+                           recovered.journal_recovery)
+
+
+def _core_recovered(state, journal: Journal, journal_recovery: Recovery) -> CoreRecovered:
     check(state.checkpoint_op == 0 or state.checkpoint_header,
           f"the superblock names checkpoint op {state.checkpoint_op} without its header")
-    journal = recovered.journal
-    faulty = {fault.op for fault in recovered.journal_recovery.faults}
+    faulty = {fault.op for fault in journal_recovery.faults}
     entries: dict[int, bytes | None] = {}
     for op in range(state.checkpoint_op + 1, journal.op_max + 1):
         entry = journal.stored(op)
