@@ -109,7 +109,7 @@ class Gateway:
     body_size_max: int
     requests_in_flight_max: int
     roster: Callable[[], bytes]  # the code-12 body for the current view
-    is_primary: Callable[[], bool]
+    has_primary: Callable[[], bool]  # a primary in normal status is known (this one or another)
     conns: dict[int, _Conn] = field(default_factory=dict)
     counters: GatewayCounters = field(default_factory=GatewayCounters)
 
@@ -267,8 +267,8 @@ class Gateway:
         if not iggy.protocol_version_accepted(login.protocol_version):
             return [Reply(conn, iggy.eviction_frame(header.client,
                                                     EvictionReason.INCOMPATIBLE_PROTOCOL))]
-        if not self.is_primary():
-            # Register is a replicated op; the roster read after login moves the client.
+        if not self.has_primary():
+            # A view change is under way: the SDK re-sends the same frame a little later.
             return [self._status(conn, header, iggy.STATUS_TRANSIENT_NOT_ACCEPTED)]
         state.user, state.session = USER_NONE, 0
         if isinstance(login, iggy.PasswordLogin):
@@ -286,7 +286,7 @@ class Gateway:
         if not self._authenticated(state, header):
             self.counters.refused_unauthenticated += 1
             return [Reply(conn, iggy.eviction_frame(header.client, EvictionReason.NO_SESSION))]
-        if not self.is_primary():
+        if not self.has_primary():
             return [self._status(conn, header, iggy.STATUS_TRANSIENT_NOT_ACCEPTED)]
         operation = header.operation
         if operation == Operation.LOGOUT:

@@ -74,6 +74,10 @@ class Command(enum.IntEnum):
     PEER_AUTH = 22
     # A backup's answer to a commit heartbeat: confirms the primary's view for read-index.
     COMMIT_ACK = 23
+    # A client request a backup admitted, carried to the primary, and the primary's answer
+    # carried back; `conn` is the client connection on the replica that took the request.
+    FORWARD = 24
+    FORWARD_REPLY = 25
 
 
 # Common part: checksum and checksum_body are u64 zero-extended to 16 bytes.
@@ -133,6 +137,8 @@ COMMAND_LAYOUTS: dict[Command, tuple[str, tuple[str, ...]]] = {
         ("commit", "commit_checksum", "timestamp_monotonic", "checkpoint_op", "heartbeat"),
     ),
     Command.COMMIT_ACK: ("QQ112x", ("heartbeat", "commit")),
+    Command.FORWARD: ("II120x", ("conn", "user")),
+    Command.FORWARD_REPLY: ("I124x", ("conn",)),
     Command.START_VIEW_CHANGE: ("128x", ()),
     # Body (core/vsr/view_change.py): `header_count` chain-verified prepare headers (256
     # bytes each, oldest first), one status byte per header, then (op u64, checksum u64,

@@ -4,8 +4,11 @@ It runs the event loop (net/loop.py) over the client listener, the peer listener
 connection to every other replica, its eventfd doorbell and a job-completion pipe, and moves
 frames between sockets and rings:
 
-  client frame  -> gateway (net/gateway.py) -> reply now / inbound ring / owner_net ring / job
-  peer frame    -> checked (checksums, cluster, sender) -> inbound ring
+  client frame  -> gateway (net/gateway.py) -> reply now / inbound ring / owner_net ring / job;
+                   on a backup, what would go to the inbound ring is FORWARDed to the primary
+  peer frame    -> checked (checksums, cluster, sender) -> inbound ring; a FORWARD enters the
+                   primary's inbound ring under a pseudo connection whose reply goes back as
+                   FORWARD_REPLY to the replica that holds the client
   outbound ring -> a peer connection, every peer, or a client connection
   replies ring  -> a client connection, or a credentials answer back into the gateway
 
@@ -21,6 +24,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 
 from core import config as config_mod
@@ -35,6 +39,8 @@ from net.loop import Connection, EventLoop, Handler, LoopLimits
 from net.wire import Command, FrameError
 
 RECONNECT_INTERVAL_S = 0.1
+FORWARDED_CONN_FIRST = 1 << 31  # pseudo connection ids of forwarded requests start here
+FORWARDED_MAX = 65_536  # forwarded requests awaiting a reply; the oldest are forgotten
 POP_BATCH_MAX = 512
 HASH_THREADS = 2  # scrypt releases the GIL: login work runs beside the loop, not in it
 
@@ -54,7 +60,7 @@ class NetRole(Handler):
         self.gateway = Gateway(body_size_max=limits.frame_size_max - wire.HEADER_SIZE,
                                requests_in_flight_max=requests_in_flight_max,
                                roster=self._roster,
-                               is_primary=lambda: self.primary == self.replica and self.normal)
+                               has_primary=lambda: self.normal)
         self.to_replication = producers["inbound"]
         self.to_owner = producers["owner_net"]
         self.from_replication = consumers["outbound"]
@@ -69,6 +75,9 @@ class NetRole(Handler):
         self._done_read, self._done_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._next_dial_s = 0.0
         self.bad_peer_frames = 0
+        # Requests a backup forwarded here: local pseudo connection -> (origin replica, conn).
+        self._forwarded: OrderedDict[int, tuple[int, int]] = OrderedDict()
+        self._next_pseudo_conn = FORWARDED_CONN_FIRST
 
     # --- set-up -------------------------------------------------------------------------
 
@@ -142,7 +151,12 @@ class NetRole(Handler):
                 continue
             if header.command == Command.PEER_HELLO:
                 continue
-            self._inbound.append(records.peer_frame(conn.peer, frame))
+            if header.command == Command.FORWARD:
+                self._accept_forwarded(conn.peer, header, frame[wire.HEADER_SIZE:])
+            elif header.command == Command.FORWARD_REPLY:
+                self._deliver(header.conn, frame[wire.HEADER_SIZE:])
+            else:
+                self._inbound.append(records.peer_frame(conn.peer, frame))
 
     def on_turn(self) -> None:
         if self._inbound:
@@ -167,7 +181,10 @@ class NetRole(Handler):
                 if conn is not None:
                     self.loop.send(conn, action.frame)
             elif kind is ToReplication:
-                self._inbound.append(action.record)
+                if self.primary == self.replica:
+                    self._inbound.append(action.record)
+                else:
+                    self._forward(action.record)
             elif kind is ToOwner:
                 self._owner.append(action.record)
             elif kind is Job:
@@ -212,10 +229,16 @@ class NetRole(Handler):
         kind = records.kind_of(record)
         if kind == Kind.CLIENT_FRAME:
             conn_id, frame = records.read_conn_frame(record)
-            out = self.gateway.on_reply(conn_id, frame)
-            conn = self.loop.connections.get(conn_id)
-            if out is not None and conn is not None:
-                self.loop.send(conn, out)
+            origin = self._forwarded.pop(conn_id, None)
+            if origin is None:
+                self._deliver(conn_id, frame)
+            else:
+                peer = self.peers_out.get(origin[0])
+                if peer is not None:  # lost with the link: the client retries the same frame
+                    header = wire.make_header(Command.FORWARD_REPLY, cluster=self.cluster,
+                                              replica=self.replica, release=wire.WIRE_VERSION,
+                                              conn=origin[1])
+                    self.loop.send(peer, wire.encode(header, frame))
         elif kind == Kind.SEND_PEER:
             to, frame = records.read_replica_frame(record)
             conn = self.peers_out.get(to)
@@ -233,6 +256,34 @@ class NetRole(Handler):
             self.view, self.primary, self.normal = records.read_view(record)
         else:
             check(False, f"net got a record of kind {kind}")
+
+    def _deliver(self, conn_id: int, frame) -> None:
+        """A reply for one of this replica's client connections."""
+        out = self.gateway.on_reply(conn_id, frame)
+        conn = self.loop.connections.get(conn_id)
+        if out is not None and conn is not None:
+            self.loop.send(conn, out)
+
+    def _forward(self, record: bytes) -> None:
+        """A request this backup admitted goes to the primary, whose reply comes back here."""
+        conn, user, frame = records.read_client_request(memoryview(record))
+        peer = self.peers_out.get(self.primary)
+        if peer is None or peer.connecting:
+            request = wire.decode_header(frame)
+            self._deliver(conn, iggy.reply_frame(
+                request, status=iggy.STATUS_TRANSIENT_NOT_ACCEPTED))
+            return
+        header = wire.make_header(Command.FORWARD, cluster=self.cluster, replica=self.replica,
+                                  release=wire.WIRE_VERSION, conn=conn, user=user)
+        self.loop.send(peer, wire.encode(header, frame))
+
+    def _accept_forwarded(self, origin: int, header, frame: memoryview) -> None:
+        pseudo = self._next_pseudo_conn
+        self._next_pseudo_conn += 1
+        self._forwarded[pseudo] = (origin, header.conn)
+        if len(self._forwarded) > FORWARDED_MAX:
+            self._forwarded.popitem(last=False)
+        self._inbound.append(records.client_request(pseudo, header.user, frame))
 
     def _dial_missing(self) -> None:
         self._next_dial_s = self.clock() + RECONNECT_INTERVAL_S

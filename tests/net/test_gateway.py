@@ -19,7 +19,7 @@ ROSTER = iggy.cluster_metadata_body("test", [iggy.Node("r0", "127.0.0.1", 3001, 
 
 def _gateway(primary: bool = True) -> Gateway:
     gateway = Gateway(body_size_max=1 << 16, requests_in_flight_max=1, roster=lambda: ROSTER,
-                      is_primary=lambda: primary)
+                      has_primary=lambda: primary)
     gateway.opened(1)
     return gateway
 
@@ -185,7 +185,7 @@ def test_admission_failure_is_answered_and_uses_no_log_slot():
     assert reply.status != 0 and gateway.counters.refused_admission == 1
 
 
-def test_a_backup_answers_writes_with_transient_not_accepted():
+def test_without_a_known_primary_writes_get_transient_not_accepted():
     gateway = _gateway(primary=False)
     _bind_session(gateway)
     [action] = gateway.on_frame(1, _request(Operation.CREATE_STREAM, iggy.name8("s"), session=42))
