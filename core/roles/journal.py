@@ -106,11 +106,7 @@ def run(context) -> None:
             continue
         out: list[bytes] = []
         # At most the recovery window per group: recovery may cut only that many unsynced ops.
-        batch = consumer.pop(IN_FLIGHT_OPS_MAX)
-        for record in batch:
-            role.handle(record, out)
-        del batch
-        consumer.release()
+        wiring.drain(consumer, IN_FLIGHT_OPS_MAX, lambda record: role.handle(record, out))
         role.flush(out)
         if out:
             producer.push_batch(out)

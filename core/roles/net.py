@@ -219,11 +219,7 @@ class NetRole(Handler):
 
     def _drain_rings(self) -> None:
         for consumer in (self.from_replication, self.from_owner):
-            batch = consumer.pop(POP_BATCH_MAX)
-            for record in batch:
-                self._on_record(record)
-            del batch
-            consumer.release()
+            wiring.drain(consumer, POP_BATCH_MAX, self._on_record)
 
     def _on_record(self, record: memoryview) -> None:
         kind = records.kind_of(record)

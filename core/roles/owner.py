@@ -199,11 +199,7 @@ def run(context) -> None:
             continue
         out = Outputs()
         for consumer in consumers:
-            batch = consumer.pop(POP_BATCH_MAX)
-            for record in batch:
-                owner.handle(record, out)
-            del batch
-            consumer.release()
+            wiring.drain(consumer, POP_BATCH_MAX, lambda record: owner.handle(record, out))
         if out.replies:
             replies.push_batch(out.replies)
         if out.applied:

@@ -237,11 +237,8 @@ def run(context) -> None:
         out = Outputs()
         if ends.doorbell.wait(max(0.0, next_tick - time.monotonic())):
             for consumer in consumers:
-                batch = consumer.pop(POP_BATCH_MAX)
-                for record in batch:
-                    replication.handle(record, out)
-                del batch
-                consumer.release()
+                wiring.drain(consumer, POP_BATCH_MAX,
+                             lambda record: replication.handle(record, out))
         now = time.monotonic()
         if now >= next_tick:
             replication.tick(time.time_ns() // 1000, out)

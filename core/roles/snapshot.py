@@ -74,10 +74,6 @@ def run(context) -> None:
         if not ends.doorbell.wait(IDLE_WAIT_S):
             continue
         out: list[bytes] = []
-        batch = consumer.pop(POP_BATCH_MAX)
-        for record in batch:
-            role.handle(record, out)
-        del batch
-        consumer.release()
+        wiring.drain(consumer, POP_BATCH_MAX, lambda record: role.handle(record, out))
         if out:
             producer.push_batch(out)

@@ -115,3 +115,16 @@ def attach(geometry: Geometry, role: str, net_event_fd: int) -> Attached:
             own.watch(consumer)
             consumers[spec.name] = consumer
     return Attached(producers, consumers, own)
+
+
+def drain(consumer: RingConsumer, count_max: int, handle) -> None:
+    """Pop up to count_max records, hand each to handle(record), then give the ring space back.
+
+    Records pushed alone are views into the ring, valid only until release(): handle must copy
+    what it keeps.
+    """
+    batch = consumer.pop(count_max)
+    for record in batch:
+        handle(record)
+    del batch
+    consumer.release()
