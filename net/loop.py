@@ -22,7 +22,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from core.check import check
 from net.framing import FrameReader
 from net.wire import FrameError
 
