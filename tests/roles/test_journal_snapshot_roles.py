@@ -11,7 +11,7 @@ from core.roles import records
 from core.roles.journal import JournalRole
 from core.roles.records import Kind
 from core.roles.snapshot import SnapshotRole
-from core.storage.datadir import Paths, format_data_dir
+from core.storage.datadir import format_data_dir
 from core.storage.recover import recover_storage
 from core.storage.snapshot import SnapshotStore
 from core.storage.testing import CLUSTER_TEST, make_chain
