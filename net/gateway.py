@@ -92,7 +92,6 @@ class _Conn:
     # A multi-step request under way: (step name, request header, data for the next step).
     step: tuple | None = None
     minted_token: str = ""
-    requests: int = 0
 
 
 @dataclass

@@ -62,7 +62,6 @@ class Connection:
     connecting: bool = False
     want_write: bool = False  # EVENT_WRITE registered: epoll_ctl only when this changes
     closed: bool = False
-    state: object = None  # the handler's per-connection state (session, auth...)
 
 
 class Handler:

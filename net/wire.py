@@ -208,15 +208,8 @@ def _build_layouts() -> dict[int, _Layout]:
 
 
 _LAYOUTS = _build_layouts()
-_COMMON = struct.Struct(_COMMON_FMT)
 _SIZE_AT = struct.Struct("<I")
 _COMMAND_OFFSET = 60
-_VIEW_SLICE = slice(52, 56)
-
-
-def header_type(command: Command) -> type:
-    """The namedtuple type of a command's header (fields: common then command-specific)."""
-    return _LAYOUTS[int(command)].tuple_type
 
 
 def make_header(command: Command, **fields: object):
