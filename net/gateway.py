@@ -35,7 +35,7 @@ from domains import sessions_wire
 from domains import users_wire
 from domains.errors import DomainError
 from domains.mux import MuxStateMachine
-from net import iggy, wire
+from net import describe_options, iggy, wire
 from net.iggy import Code, EvictionReason, Operation
 
 # Reads the owner answers (metadata plane); everything else NonReplicated is handled here.
@@ -44,6 +44,8 @@ READ_CODES = frozenset({
     Code.GET_STREAMS, Code.GET_TOPIC, Code.GET_TOPICS, Code.GET_CONSUMER_GROUP,
     Code.GET_CONSUMER_GROUPS,
 })
+# Reads outside the catalogue: roster and option descriptions answered here, stats by the owner.
+LOCAL_READ_CODES = frozenset({Code.GET_CLUSTER_METADATA, Code.DESCRIBE_OPTIONS, Code.GET_STATS})
 MESSAGE_PLANE_CODES = frozenset({Code.POLL_MESSAGES, Code.FLUSH_UNSAVED_BUFFER,
                                  Code.GET_CONSUMER_OFFSET, Code.SYNC_CONSUMER_GROUP})
 MESSAGE_PLANE_OPERATIONS = frozenset({Operation.SEND_MESSAGES, Operation.STORE_CONSUMER_OFFSET,
@@ -248,12 +250,15 @@ class Gateway:
             return [self._status(conn, header, iggy.STATUS_UNAUTHENTICATED)]
         if code in MESSAGE_PLANE_CODES:
             return [self._status(conn, header, iggy.STATUS_FEATURE_UNAVAILABLE)]
-        if code not in READ_CODES and code != Code.GET_CLUSTER_METADATA:
+        if code not in READ_CODES and code not in LOCAL_READ_CODES:
             return [self._status(conn, header, iggy.STATUS_INVALID_COMMAND)]
         if code == Code.GET_CLUSTER_METADATA:
             return [Reply(conn, iggy.reply_frame(header, body=self.roster()))]
+        if code == Code.DESCRIBE_OPTIONS:
+            return [self._describe_options(conn, header, bytes(frame[wire.HEADER_SIZE:]))]
         state.in_flight += 1
-        if header.consistency == 1:
+        # Stats are the answering replica's own figures: never worth a read-index round.
+        if header.consistency == 1 or code == Code.GET_STATS:
             return [ToOwner(records.query(conn, frame))]
         return [ToReplication(records.client_request(conn, state.user, frame))]
 
@@ -316,6 +321,12 @@ class Gateway:
         return self._forward(conn, state, header, canonical)
 
     # --- helpers ----------------------------------------------------------------------
+
+    @staticmethod
+    def _describe_options(conn: int, header, body: bytes) -> Reply:
+        if len(body) != 1 or body[0] not in describe_options.SCOPES:
+            return Gateway._status(conn, header, iggy.STATUS_INVALID_FORMAT)
+        return Reply(conn, iggy.reply_frame(header, body=describe_options.body(body[0])))
 
     def _forward(self, conn: int, state: _Conn, header, body: bytes) -> list:
         """Forward a request whose body admission rewrote (hash instead of secret...)."""

@@ -276,6 +276,82 @@ def cluster_metadata_body(cluster_name: str, nodes: list[Node]) -> bytes:
     return bytes(out)
 
 
+@dataclass(frozen=True)
+class Stats:
+    """Iggy's Stats reply (spec 8), field for field; message-plane figures are zero here."""
+    process_id: int
+    cpu_usage: float  # percent
+    total_cpu_usage: float  # percent
+    memory_usage: int  # bytes
+    total_memory: int
+    available_memory: int
+    run_time_us: int
+    start_time_us: int  # µs since the Unix epoch
+    read_bytes: int
+    written_bytes: int
+    messages_size_bytes: int
+    streams: int
+    topics: int
+    partitions: int
+    segments: int
+    messages: int
+    clients: int
+    consumer_groups: int
+    hostname: str
+    os_name: str
+    os_version: str
+    kernel_version: str
+    server_version: str
+    server_semver: int  # packed like PROTOCOL_VERSION; 0 = none
+    threads: int
+    free_disk: int
+    total_disk: int
+
+
+_STATS_FIXED = struct.Struct("<IffQQQQQQQQIIIIQII")
+_STATS_TAIL = struct.Struct("<IIIQQ")  # semver, cache metrics count (0), threads, disk free/total
+_STATS_STRINGS = 5
+
+
+def stats_body(stats: Stats) -> bytes:
+    """The code-10 reply body; integers are clamped to their field so a huge host never
+    makes an unencodable reply."""
+    values = (stats.process_id, stats.cpu_usage, stats.total_cpu_usage, stats.memory_usage,
+              stats.total_memory, stats.available_memory, stats.run_time_us,
+              stats.start_time_us, stats.read_bytes, stats.written_bytes,
+              stats.messages_size_bytes, stats.streams, stats.topics, stats.partitions,
+              stats.segments, stats.messages, stats.clients, stats.consumer_groups)
+    codes = _STATS_FIXED.format[1:]
+    assert len(codes) == len(values)
+    values = [float(v) if c == "f" else _clamp(v, c) for v, c in zip(values, codes)]
+    out = bytearray(_STATS_FIXED.pack(*values))
+    for text in (stats.hostname, stats.os_name, stats.os_version, stats.kernel_version,
+                 stats.server_version):
+        out += _len_u32(text.encode()[:NAME8_MAX])
+    out += _STATS_TAIL.pack(_clamp(stats.server_semver, "I"), 0, _clamp(stats.threads, "I"),
+                            _clamp(stats.free_disk, "Q"), _clamp(stats.total_disk, "Q"))
+    return bytes(out)
+
+
+def parse_stats(payload: bytes) -> Stats:
+    """The client side of stats_body (cache metrics, which metavsr never sends, skipped)."""
+    reader = _Reader(payload)
+    fixed = _STATS_FIXED.unpack(reader.take(_STATS_FIXED.size))
+    strings = [reader.take(reader.u32()).decode() for _ in range(_STATS_STRINGS)]
+    semver, cache_count = struct.unpack("<II", reader.take(8))
+    reader.take(cache_count * _CACHE_METRIC_SIZE)
+    threads, free_disk, total_disk = struct.unpack("<IQQ", reader.take(20))
+    reader.end()
+    return Stats(*fixed, *strings, semver, threads, free_disk, total_disk)
+
+
+_CACHE_METRIC_SIZE = 4 + 4 + 4 + 8 + 8 + 4
+
+
+def _clamp(value: int, code: str) -> int:
+    return max(0, min(int(value), (1 << (8 * struct.calcsize(code))) - 1))
+
+
 def _len_u32(data: bytes) -> bytes:
     return struct.pack("<I", len(data)) + data
 

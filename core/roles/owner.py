@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from core import config as config_mod
 from core import log
 from core.check import check
-from core.roles import records, wiring
+from core.roles import records, stats, wiring
 from core.roles.state import load_state_machine
 from core.roles.supervisor import RoleHandle
 from core.roles.records import Kind, Lookup
@@ -46,8 +46,10 @@ class Outputs:
 
 
 class Owner:
-    def __init__(self, mux: MuxStateMachine, applied_op: int = 0, view: int = 0):
+    def __init__(self, mux: MuxStateMachine, applied_op: int = 0, view: int = 0,
+                 data_dir: str = ""):
         self.mux = mux
+        self.data_dir = data_dir  # for the disk figures of get_stats
         self.applied_op = applied_op
         self.view = view
         self.last_timestamp_us = 0
@@ -93,6 +95,8 @@ class Owner:
         user = self.mux.lookup_session(header.client, header.session)
         if user is None:
             return iggy.reply_frame(header, status=iggy.STATUS_UNAUTHENTICATED)
+        if header.code == iggy.Code.GET_STATS:
+            return stats.answer(header, self.mux, user, self.data_dir, self.applied_op)
         status, result = self.mux.query(header.code, body, user)
         return iggy.answer_frame(header, status, result, op=self.applied_op)
 
@@ -187,7 +191,7 @@ def run(context) -> None:
     config = config_mod.load(context.settings["config_path"])
     ends = wiring.attach(wiring.geometry_of(config), "owner", context.settings["net_event_fd"])
     mux, applied_op = load_state_machine(config.data_dir, config.cluster_id, config.replica)
-    owner = Owner(mux, applied_op)
+    owner = Owner(mux, applied_op, data_dir=config.data_dir)
     consumers = (ends.consumers["apply"], ends.consumers["owner_net"])
     replies, applied, snapshot = (ends.producers["replies"], ends.producers["applied"],
                                   ends.producers["snapshot"])
