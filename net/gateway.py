@@ -24,6 +24,7 @@ and evicts it if unknown. This is what lets a client fail over without logging i
 from __future__ import annotations
 
 import struct
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -37,6 +38,7 @@ from domains.errors import DomainError
 from domains.mux import MuxStateMachine
 from net import describe_options, iggy, wire
 from net.iggy import Code, EvictionReason, Operation
+from net.throttle import CONN_FAILURES_MAX, LoginThrottle
 
 # Reads the owner answers (metadata plane); everything else NonReplicated is handled here.
 READ_CODES = frozenset({
@@ -52,6 +54,11 @@ MESSAGE_PLANE_OPERATIONS = frozenset({Operation.SEND_MESSAGES, Operation.STORE_C
                                       Operation.DELETE_CONSUMER_OFFSET,
                                       Operation.DELETE_SEGMENTS})
 WRITE_OPERATIONS = frozenset(range(128, 150)) - MESSAGE_PLANE_OPERATIONS
+
+# metavsr's own status codes, outside Iggy's catalogue (docs/SECURITY.md): an Iggy SDK shows
+# them as a generic error, metavsr's client by number.
+STATUS_LOGIN_THROTTLED = 9100  # too many failed logins for this account: retry later
+STATUS_OP_TOO_LARGE = 9101  # a write's body is over limits.op_size_max
 
 
 @dataclass(frozen=True)
@@ -94,6 +101,8 @@ class _Conn:
     # A multi-step request under way: (step name, request header, data for the next step).
     step: tuple | None = None
     minted_token: str = ""
+    account: bytes = b""  # the throttle key of the login under way
+    login_failures: int = 0
 
 
 @dataclass
@@ -102,6 +111,10 @@ class GatewayCounters:
     refused_unauthenticated: int = 0
     refused_admission: int = 0
     logins_failed: int = 0
+    logins_throttled: int = 0
+    closed_login_failures: int = 0
+    closed_in_flight: int = 0
+    refused_op_size: int = 0
     protocol_errors: int = 0
 
 
@@ -111,6 +124,9 @@ class Gateway:
     requests_in_flight_max: int
     roster: Callable[[], bytes]  # the code-12 body for the current view
     has_primary: Callable[[], bool]  # a primary in normal status is known (this one or another)
+    op_size_max: int = 0  # largest write body admitted to the log; 0: body_size_max
+    clock: Callable[[], float] = time.monotonic
+    throttle: LoginThrottle = field(default_factory=LoginThrottle)
     conns: dict[int, _Conn] = field(default_factory=dict)
     counters: GatewayCounters = field(default_factory=GatewayCounters)
 
@@ -130,7 +146,7 @@ class Gateway:
             self.counters.protocol_errors += 1
             return [Close(conn, f"bad client frame: {exc}")]
         if state.in_flight >= self.requests_in_flight_max or state.step is not None:
-            self.counters.protocol_errors += 1
+            self.counters.closed_in_flight += 1
             return [Close(conn, "too many requests in flight")]
         self.counters.requests += 1
         operation = header.operation
@@ -156,6 +172,7 @@ class Gateway:
         body = frame[wire.HEADER_SIZE:]
         if header.operation == Operation.REGISTER and len(body) >= 16:
             state.user, state.session = struct.unpack_from("<IQ", body, 4)
+            self.throttle.succeeded(state.account)
         elif header.operation == Operation.LOGOUT:
             state.user, state.session = USER_NONE, 0
         elif header.operation == Operation.CREATE_PERSONAL_ACCESS_TOKEN and state.minted_token:
@@ -174,18 +191,14 @@ class Gateway:
         if name == "login_lookup":
             if not (found and active):
                 state.step = None
-                self.counters.logins_failed += 1
                 # Same answer for unknown, inactive and wrong: no account enumeration.
-                return [Reply(conn, iggy.eviction_frame(header.client,
-                                                        EvictionReason.INVALID_CREDENTIALS))]
+                return self._login_failed(conn, state, header, EvictionReason.INVALID_CREDENTIALS)
             state.step = ("login_verify", header, user)
             return [Job(conn, auth.verify_secret, (blob, data))]
         if name == "token_lookup":
             if not (found and active):
                 state.step = None
-                self.counters.logins_failed += 1
-                return [Reply(conn, iggy.eviction_frame(header.client,
-                                                        EvictionReason.INVALID_TOKEN))]
+                return self._login_failed(conn, state, header, EvictionReason.INVALID_TOKEN)
             locator, secret = data
             stored = blob[len(locator):]
             state.step = ("token_verify", header, (user, blob))
@@ -207,16 +220,12 @@ class Gateway:
         state.step = None
         if name == "login_verify":
             if not result:
-                self.counters.logins_failed += 1
-                return [Reply(conn, iggy.eviction_frame(header.client,
-                                                        EvictionReason.INVALID_CREDENTIALS))]
+                return self._login_failed(conn, state, header, EvictionReason.INVALID_CREDENTIALS)
             return self._forward(conn, state, header, sessions_wire.encode_register(data))
         if name == "token_verify":
             user, token_record = data
             if not result:
-                self.counters.logins_failed += 1
-                return [Reply(conn, iggy.eviction_frame(header.client,
-                                                        EvictionReason.INVALID_TOKEN))]
+                return self._login_failed(conn, state, header, EvictionReason.INVALID_TOKEN)
             return self._forward(conn, state, header,
                                  sessions_wire.encode_register(user, token_record))
         if name == "hash_new_user":
@@ -267,6 +276,7 @@ class Gateway:
             login = iggy.parse_login(body)
         except iggy.ProtocolError:
             self.counters.logins_failed += 1
+            state.login_failures += 1
             return [Reply(conn, iggy.eviction_frame(header.client, EvictionReason.MALFORMED_LOGIN))]
         if not iggy.protocol_version_accepted(login.protocol_version):
             return [Reply(conn, iggy.eviction_frame(header.client,
@@ -275,14 +285,27 @@ class Gateway:
             # A view change is under way: the SDK re-sends the same frame a little later.
             return [self._status(conn, header, iggy.STATUS_TRANSIENT_NOT_ACCEPTED)]
         state.user, state.session = USER_NONE, 0
+        if state.login_failures >= CONN_FAILURES_MAX:
+            self.counters.closed_login_failures += 1
+            return [Close(conn, "too many failed logins on this connection")]
+        parts = None
         if isinstance(login, iggy.PasswordLogin):
+            state.account = b"user:" + login.username.encode()
+        else:
+            parts = auth.split_token(login.token)
+            if parts is None:
+                state.account = b""
+                return self._login_failed(conn, state, header, EvictionReason.INVALID_TOKEN)
+            state.account = b"token:" + parts[0]
+        # Refused before any lookup or hash: a throttled guess costs the server nothing.
+        if self.throttle.wait_s(state.account, self.clock()) > 0:
+            self.counters.logins_throttled += 1
+            state.login_failures += 1
+            return [self._status(conn, header, STATUS_LOGIN_THROTTLED)]
+        if parts is None:
             state.step = ("login_lookup", header, login.password)
             return [ToOwner(records.credentials_query(conn, Lookup.USERNAME,
                                                       login.username.encode()))]
-        parts = auth.split_token(login.token)
-        if parts is None:
-            self.counters.logins_failed += 1
-            return [Reply(conn, iggy.eviction_frame(header.client, EvictionReason.INVALID_TOKEN))]
         state.step = ("token_lookup", header, parts)
         return [ToOwner(records.credentials_query(conn, Lookup.TOKEN_LOCATOR, parts[0]))]
 
@@ -293,6 +316,9 @@ class Gateway:
         if not self.has_primary():
             return [self._status(conn, header, iggy.STATUS_TRANSIENT_NOT_ACCEPTED)]
         operation = header.operation
+        if len(body) > (self.op_size_max or self.body_size_max):
+            self.counters.refused_op_size += 1
+            return [self._result_error(conn, header, STATUS_OP_TOO_LARGE)]
         if operation == Operation.LOGOUT:
             state.in_flight += 1
             return [ToReplication(records.client_request(conn, state.user, frame))]
@@ -327,6 +353,13 @@ class Gateway:
         if len(body) != 1 or body[0] not in describe_options.SCOPES:
             return Gateway._status(conn, header, iggy.STATUS_INVALID_FORMAT)
         return Reply(conn, iggy.reply_frame(header, body=describe_options.body(body[0])))
+
+    def _login_failed(self, conn: int, state: _Conn, header, reason: EvictionReason) -> list:
+        self.counters.logins_failed += 1
+        state.login_failures += 1
+        if state.account:
+            self.throttle.failed(state.account, self.clock())
+        return [Reply(conn, iggy.eviction_frame(header.client, reason))]
 
     def _forward(self, conn: int, state: _Conn, header, body: bytes) -> list:
         """Forward a request whose body admission rewrote (hash instead of secret...)."""
