@@ -8,6 +8,9 @@ Stored password hash: b"scrypt1" | n_log2 u8 | r u8 | p u8 | salt (16) | digest 
 Tokens are minted as "<locator>.<secret>": the 12-byte random locator (base64url, 16 chars)
 finds the token record, the 63-byte secret (84 chars) is verified against its own salted
 scrypt hash, so a token is never stored in a form that can be looked up and replayed.
+
+The cluster key (a file named by security.cluster_key_file, mode 0600) is what replicas prove
+to each other with peer_proof; it is read once at start and never logged.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import base64
 import hashlib
 import hmac
 import os
+import secrets
 import struct
 
 SCHEME = b"scrypt1"
@@ -80,3 +84,54 @@ def split_token(token: str) -> tuple[bytes, str] | None:
     if not dot or len(locator) != _LOCATOR_CHARS or not secret:
         return None
     return locator.encode(), secret
+
+
+# --- the cluster key: peers prove they hold it (core/roles/net.py) --------------------------
+
+CLUSTER_KEY_BYTES = 32
+PEER_NONCE_BYTES = 32
+
+
+def new_cluster_key() -> str:
+    """A fresh random cluster key in its file form (hex)."""
+    return secrets.token_hex(CLUSTER_KEY_BYTES)
+
+
+def write_cluster_key(path: str) -> None:
+    """Create a key file readable by its owner only; never overwrites an existing one."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(new_cluster_key() + "\n")
+
+
+def load_cluster_key(path: str) -> bytes:
+    """The key in the file at path. Errors name the file, never its content: a key file must
+    be mode 0600 (or stricter) and hold at least CLUSTER_KEY_BYTES bytes as hex."""
+    try:
+        mode = os.stat(path).st_mode
+        with open(path, encoding="ascii") as source:
+            text = source.read().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cluster key file {path!r} cannot be read: "
+                         f"{getattr(exc, 'strerror', None) or type(exc).__name__}") from None
+    if mode & 0o077:
+        raise ValueError(f"cluster key file {path!r} is readable by other users "
+                         f"(mode {mode & 0o777:o}); allowed: 600 or 400")
+    try:
+        key = bytes.fromhex(text)
+    except ValueError:
+        raise ValueError(f"cluster key file {path!r} is not hex") from None
+    if len(key) < CLUSTER_KEY_BYTES:
+        raise ValueError(f"cluster key file {path!r} holds {len(key)} bytes; at least "
+                         f"{CLUSTER_KEY_BYTES} are needed")
+    return key
+
+
+def peer_proof(key: bytes, side: bytes, cluster: bytes, first_nonce: bytes, second_nonce: bytes,
+               dialer: int, acceptor: int) -> bytes:
+    """HMAC-SHA256 proof that a peer holds the cluster key, bound to this cluster, both
+    nonces (so a recorded proof never replays), both replicas and the side that sends it
+    (so a proof cannot be reflected back)."""
+    message = b"metavsr-peer|" + side + b"|" + cluster + first_nonce + second_nonce + bytes(
+        (dialer, acceptor))
+    return hmac.new(key, message, hashlib.sha256).digest()

@@ -10,6 +10,7 @@ The loaded `Config` is a tree of frozen dataclasses; nothing else in the code pa
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -20,6 +21,11 @@ ROLES = ("supervisor", "net", "replication", "journal", "owner", "snapshot")
 JOURNAL_BACKENDS = ("segmented", "ring")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 FRAME_SIZE_MAX = 1 << 20  # equals net.wire.FRAME_SIZE_MAX; config may lower it, never raise it
+HEADER_SIZE = 256  # net.wire.HEADER_SIZE
+# A write's body grows by at most this much when admission rewrites it (a minted token's hash),
+# and a prepare is header + body: op_size_max + this must fit in a frame and a ring slot.
+OP_REWRITE_SLACK = 1024
+OP_SIZE_MAX_DEFAULT = 32 << 10  # half the default ring slot (core/storage/datadir.py)
 
 
 class ConfigError(ValueError):
@@ -60,6 +66,7 @@ class LimitsConfig:
     requests_in_flight_max: int = 64
     idle_timeout_s: float = 300.0
     handshake_timeout_s: float = 5.0
+    op_size_max: int = OP_SIZE_MAX_DEFAULT
 
 
 @dataclass(frozen=True)
@@ -140,7 +147,17 @@ def parse(raw: dict[str, Any], base_dir: str = ".") -> Config:
         "requests_in_flight_max": lambda t, k: t.int(k, low=1, high=4096),
         "idle_timeout_s": lambda t, k: t.float(k, low=0.1, high=86_400.0),
         "handshake_timeout_s": lambda t, k: t.float(k, low=0.1, high=600.0),
+        "op_size_max": lambda t, k: t.int(k, low=1024, high=FRAME_SIZE_MAX),
     })
+    op_size_fit = limits.frame_size_max - HEADER_SIZE - OP_REWRITE_SLACK
+    if "op_size_max" not in raw.get("limits", {}):  # the default follows a lowered frame size
+        limits = dataclasses.replace(limits, op_size_max=min(limits.op_size_max, op_size_fit))
+    if limits.op_size_max > op_size_fit:
+        raise ConfigError(
+            f"limits.op_size_max: {limits.op_size_max} is too large for limits.frame_size_max "
+            f"{limits.frame_size_max}; allowed: at most frame_size_max - {HEADER_SIZE} (header) "
+            f"- {OP_REWRITE_SLACK} (admission rewrites) = "
+            f"{limits.frame_size_max - HEADER_SIZE - OP_REWRITE_SLACK}")
     shm = _parse_section(top.table("shm"), ShmConfig, {
         "ring_size_bytes": lambda t, k: t.int(k, low=1 << 16, high=1 << 30),
         "poll_us": lambda t, k: t.int(k, low=0, high=100_000),

@@ -6,10 +6,17 @@ dials and the readers the net role adds (its eventfd doorbell, its job-completio
 written with as few syscalls as possible (one send of all queued frames per connection per
 loop turn).
 
-Everything is bounded: connections (per kind), bytes buffered per connection for reading (a
-frame size bound) and for writing (a slow reader is disconnected rather than buffered without
-end), and idle time. A misbehaving connection is closed and counted; the loop never raises
-because of what a remote sent.
+Everything is bounded: connections (per kind: a flood of clients cannot take the slots peers
+need), bytes buffered per connection for reading (a frame size bound) and for writing (a slow
+reader is disconnected rather than buffered without end), idle time, and time to handshake: a
+connection must finish its TLS handshake and first frame (a peer: its authentication, marked by
+the handler) within handshake_timeout_s of its accept, and every frame it starts must be
+complete within the same bound, so a slow-loris that trickles bytes cannot hold a slot by
+staying "active". A misbehaving connection is closed and counted; the loop never raises because
+of what a remote sent.
+
+TLS (client listeners given an ssl.SSLContext): the handshake runs non-blocking inside the
+loop, driven by the socket's readiness like any other I/O.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import errno
 import os
 import selectors
 import socket
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,9 +40,11 @@ LISTEN_BACKLOG = 512
 @dataclass
 class LoopLimits:
     frame_size_max: int
-    connections_max: int = 1024
+    connections_max: int = 1024  # accepted client connections
+    peer_connections_max: int = 16  # accepted peer connections (2 per other replica suffice)
     write_buffer_max_bytes: int = 64 << 20
     idle_timeout_s: float = 300.0
+    handshake_timeout_s: float = 5.0
 
 
 @dataclass
@@ -45,6 +55,9 @@ class Counters:
     bad_frames: int = 0
     slow_readers_closed: int = 0
     idle_closed: int = 0
+    handshake_timeouts: int = 0
+    slow_frames_closed: int = 0
+    tls_failed: int = 0
     frames_in: int = 0
     frames_out: int = 0
 
@@ -59,6 +72,10 @@ class Connection:
     outgoing: list[bytes] = field(default_factory=list)
     outgoing_bytes: int = 0
     last_active_s: float = 0.0
+    opened_s: float = 0.0
+    established: bool = False  # client: TLS done and a first frame; peer: set by the handler
+    partial_since_s: float = 0.0  # when the incomplete frame now buffered began; 0: none
+    tls_handshaking: bool = False
     connecting: bool = False
     want_write: bool = False  # EVENT_WRITE registered: epoll_ctl only when this changes
     closed: bool = False
@@ -92,14 +109,16 @@ class EventLoop:
         self._next_id = 1
         self._dirty: list[Connection] = []
         self._running = True
+        self._accepted: dict[str, int] = {}  # open accepted connections per kind
 
     # --- set-up -------------------------------------------------------------------------
 
-    def listen(self, host: str, port: int, kind: str) -> socket.socket:
-        """Listen on host:port; accepted connections get `kind`. Returns the bound socket."""
+    def listen(self, host: str, port: int, kind: str,
+               tls: ssl.SSLContext | None = None) -> socket.socket:
+        """Listen on host:port; accepted connections get `kind` (and TLS if given)."""
         sock = socket.create_server((host, port), backlog=LISTEN_BACKLOG, reuse_port=False)
         sock.setblocking(False)
-        self.selector.register(sock, selectors.EVENT_READ, ("listen", kind))
+        self.selector.register(sock, selectors.EVENT_READ, ("listen", (kind, tls)))
         return sock
 
     def add_reader(self, fd: int, callback: Callable[[], None]) -> None:
@@ -144,6 +163,8 @@ class EventLoop:
         conn.closed = True
         self.counters.closed += 1
         self.connections.pop(conn.id, None)
+        if conn.kind in self._accepted:
+            self._accepted[conn.kind] -= 1
         try:
             self.selector.unregister(conn.sock)
         except (KeyError, ValueError):
@@ -167,17 +188,26 @@ class EventLoop:
             if what == "conn":
                 self._on_conn_event(data, events)
             elif what == "listen":
-                self._accept(key.fileobj, data)
+                self._accept(key.fileobj, *data)
             else:
                 data()
         self.handler.on_turn()
         self.flush()
 
     def close_idle(self) -> None:
-        """Close client connections idle past the bound (call every few seconds)."""
-        deadline = self.clock() - self.limits.idle_timeout_s
+        """Close connections past a time bound (call a few times a second): clients idle too
+        long, any connection not established in time, any frame not completed in time."""
+        now = self.clock()
+        idle_deadline = now - self.limits.idle_timeout_s
+        handshake_deadline = now - self.limits.handshake_timeout_s
         for conn in list(self.connections.values()):
-            if conn.kind == "client" and conn.last_active_s < deadline:
+            if not conn.established and conn.opened_s < handshake_deadline:
+                self.counters.handshake_timeouts += 1
+                self.close(conn, "handshake timeout")
+            elif 0 < conn.partial_since_s < handshake_deadline:
+                self.counters.slow_frames_closed += 1
+                self.close(conn, "frame not completed in time (slow sender)")
+            elif conn.kind == "client" and conn.last_active_s < idle_deadline:
                 self.counters.idle_closed += 1
                 self.close(conn, "idle timeout")
 
@@ -189,14 +219,17 @@ class EventLoop:
     # --- internals ----------------------------------------------------------------------
 
     def _add(self, sock: socket.socket, kind: str) -> Connection:
+        now = self.clock()
         conn = Connection(self._next_id, kind, sock, FrameReader(self.limits.frame_size_max),
-                          last_active_s=self.clock())
+                          last_active_s=now, opened_s=now)
         self._next_id += 1
         self.connections[conn.id] = conn
         self.selector.register(sock, selectors.EVENT_READ, ("conn", conn))
         return conn
 
-    def _accept(self, listener: socket.socket, kind: str) -> None:
+    def _accept(self, listener: socket.socket, kind: str, tls: ssl.SSLContext | None) -> None:
+        bound = (self.limits.connections_max if kind == "client"
+                 else self.limits.peer_connections_max)
         for _ in range(LISTEN_BACKLOG):
             try:
                 sock, _address = listener.accept()
@@ -204,19 +237,33 @@ class EventLoop:
                 return
             except OSError:
                 return  # e.g. EMFILE: leave it queued; we try again next turn
-            if len(self.connections) >= self.limits.connections_max:
+            if self._accepted.get(kind, 0) >= bound:
                 self.counters.refused_over_limit += 1
                 sock.close()
                 continue
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if tls is not None:
+                try:
+                    sock = tls.wrap_socket(sock, server_side=True,
+                                           do_handshake_on_connect=False)
+                except (ssl.SSLError, OSError):
+                    self.counters.tls_failed += 1
+                    sock.close()
+                    continue
             self.counters.accepted += 1
+            self._accepted[kind] = self._accepted.get(kind, 0) + 1
             conn = self._add(sock, kind)
+            conn.tls_handshaking = tls is not None
             self.handler.on_open(conn)
 
     def _on_conn_event(self, conn: Connection, events: int) -> None:
         if conn.closed:
             return
+        if conn.tls_handshaking:
+            self._tls_handshake(conn)
+            if conn.tls_handshaking or conn.closed:
+                return
         if conn.connecting and events & selectors.EVENT_WRITE:
             error = conn.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
             if error:
@@ -234,18 +281,49 @@ class EventLoop:
         elif events & selectors.EVENT_WRITE:
             self._write(conn)
 
+    def _tls_handshake(self, conn: Connection) -> None:
+        try:
+            conn.sock.do_handshake()
+        except ssl.SSLWantReadError:
+            self._want_write(conn, False)
+            return
+        except ssl.SSLWantWriteError:
+            self._want_write(conn, True)
+            return
+        except (ssl.SSLError, OSError) as exc:
+            self.counters.tls_failed += 1
+            self.close(conn, f"TLS handshake failed: {exc}")
+            return
+        conn.tls_handshaking = False
+        self._want_write(conn, bool(conn.outgoing))
+        self._read(conn)  # the handshake's last record may have come with application data
+
+    def _recv(self, conn: Connection) -> bytes | None:
+        """What the socket has now (b"" at end of stream); None if nothing yet."""
+        sock = conn.sock
+        try:
+            data = sock.recv(RECV_SIZE_BYTES)
+            # TLS decrypts one record per recv: take what is already decrypted, as epoll
+            # will not report it (it has left the kernel's buffer).
+            while data and isinstance(sock, ssl.SSLSocket) and sock.pending():
+                data += sock.recv(sock.pending())
+        except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            return None
+        return data
+
     def _read(self, conn: Connection) -> None:
         try:
-            data = conn.sock.recv(RECV_SIZE_BYTES)
-        except (BlockingIOError, InterruptedError):
-            return
+            data = self._recv(conn)
         except OSError as exc:
-            self.close(conn, f"recv failed: {exc.strerror}")
+            self.close(conn, f"recv failed: {exc.strerror or exc}")
+            return
+        if data is None:
             return
         if not data:
             self.close(conn, "closed by remote")
             return
-        conn.last_active_s = self.clock()
+        now = self.clock()
+        conn.last_active_s = now
         conn.reader.feed(data)
         try:
             frames = conn.reader.frames()
@@ -253,6 +331,12 @@ class EventLoop:
             self.counters.bad_frames += 1
             self.close(conn, f"bad frame: {exc}")
             return
+        if not conn.reader.buffered_bytes:
+            conn.partial_since_s = 0.0
+        elif frames or not conn.partial_since_s:
+            conn.partial_since_s = now  # a new frame began in this read
+        if frames and conn.kind == "client":
+            conn.established = True
         if frames:
             self.counters.frames_in += len(frames)
             self.handler.on_frames(conn, frames)
@@ -272,7 +356,7 @@ class EventLoop:
         frames = len(conn.outgoing)
         try:
             sent = conn.sock.send(data)
-        except (BlockingIOError, InterruptedError):
+        except (BlockingIOError, InterruptedError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
             sent = 0
         except OSError as exc:
             self.close(conn, f"send failed: {exc.strerror}")

@@ -1,7 +1,9 @@
 """`metavsr cluster up`: a local cluster on loopback, for a first try and for tests.
 
 The first run on a dir D creates the cluster: a random cluster id, a random root password in
-D/credentials (mode 0600), one formatted data dir and one TOML config per replica, and
+D/credentials (mode 0600), a random cluster key in D/cluster.key (mode 0600; every replica's
+config names it, and peers prove they hold it before they talk), one formatted data dir and one
+TOML config per replica, and
 D/cluster.json with the replicas' addresses (formats: tools/cluster_files.py). Every run then
 starts one `metavsr serve` per replica, prints each replica's address, and prints `ready` once a
 client can log in (a Register is a replicated op, so the cluster has a primary and commits).
@@ -22,6 +24,7 @@ import time
 
 import orjson
 
+from core import auth
 from core.storage import datadir
 from net.client import ClientError
 from net.operations import MetadataClient
@@ -33,6 +36,7 @@ READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 20.0
 PEER_PORT_OFFSET = 100
 ROOT_USERNAME = "iggy"
+CLUSTER_KEY_FILE = "cluster.key"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -93,6 +97,7 @@ def _create_or_resume(directory: str, args: argparse.Namespace) -> list[str]:
     fd = os.open(credentials, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as out:
         out.write(f"username={ROOT_USERNAME}\npassword={password}\n")
+    auth.write_cluster_key(os.path.join(directory, CLUSTER_KEY_FILE))
     sections = initial_state(cluster_id, password)
     replicas = []
     for index in range(args.replicas):
@@ -124,6 +129,7 @@ def _config_text(cluster_id: int, index: int, data_dir: str, replicas: list[dict
         lines += ["[[replicas]]", f'client = "{replica["client"]}"',
                   f'peer = "{replica["peer"]}"', ""]
     lines += ["[shm]", "ring_size_bytes = 4194304", ""]
+    lines += ["[security]", f'cluster_key_file = "{CLUSTER_KEY_FILE}"', ""]
     return "\n".join(lines)
 
 

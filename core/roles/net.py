@@ -14,19 +14,31 @@ frames between sockets and rings:
 
 Everything a loop turn produces for a ring is pushed as one batch at the end of the turn.
 Peers: each replica dials every other one and sends on its dialed connection; frames arrive on
-the accepted ones. An accepted connection must open with PEER_HELLO naming a replica of this
-cluster before any other frame is taken from it (the cluster-key challenge comes with the
-security work); anything else closes it and is counted.
+the accepted ones. Before a peer connection carries anything, both ends prove they hold the
+cluster key (challenge-response, core.auth.peer_proof):
+
+  dialer   -> PEER_HELLO     (replica = dialer, nonce_d)
+  acceptor -> PEER_CHALLENGE (nonce_a, proof_a = HMAC(key, "accept", cluster, nonce_d, nonce_a))
+  dialer   -> PEER_AUTH      (proof_d = HMAC(key, "dial", cluster, nonce_a, nonce_d))
+
+Fresh nonces on both sides make a recorded exchange worthless. Every frame must carry this
+cluster's id and valid checksums; a frame out of this order, from another cluster or with a bad
+proof closes the connection and is counted (peer_auth_failures, bad_peer_frames). Only then
+does the dialed connection enter peers_out and the accepted one deliver frames. Clients never
+reach this path: their listener feeds the gateway, which takes only Request frames.
 """
 
 from __future__ import annotations
 
+import hmac
 import os
+import ssl
 import threading
 import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 
+from core import auth
 from core import config as config_mod
 from core import log
 from core.check import check
@@ -43,12 +55,13 @@ FORWARDED_CONN_FIRST = 1 << 31  # pseudo connection ids of forwarded requests st
 FORWARDED_MAX = 65_536  # forwarded requests awaiting a reply; the oldest are forgotten
 POP_BATCH_MAX = 512
 HASH_THREADS = 2  # scrypt releases the GIL: login work runs beside the loop, not in it
+_HANDSHAKE_COMMANDS = frozenset({Command.PEER_HELLO, Command.PEER_CHALLENGE, Command.PEER_AUTH})
 
 
 class NetRole(Handler):
     def __init__(self, *, replica: int, cluster_id: int, replicas, limits: LoopLimits,
                  requests_in_flight_max: int, producers: dict, consumers: dict, doorbell,
-                 clock):
+                 clock, cluster_key: bytes = b"", op_size_max: int = 0, tls=None):
         self.replica = replica
         self.cluster = wire.cluster_bytes(cluster_id)
         self.replicas = replicas
@@ -60,13 +73,19 @@ class NetRole(Handler):
         self.gateway = Gateway(body_size_max=limits.frame_size_max - wire.HEADER_SIZE,
                                requests_in_flight_max=requests_in_flight_max,
                                roster=self._roster,
-                               has_primary=lambda: self.normal)
+                               has_primary=lambda: self.normal, op_size_max=op_size_max,
+                               clock=clock)
+        self.cluster_key = cluster_key
+        self.tls = tls
         self.to_replication = producers["inbound"]
         self.to_owner = producers["owner_net"]
         self.from_replication = consumers["outbound"]
         self.from_owner = consumers["replies"]
         self.doorbell = doorbell
-        self.peers_out: dict[int, Connection] = {}
+        self.peers_out: dict[int, Connection] = {}  # authenticated dialed connections
+        self._dialing: dict[int, Connection] = {}  # dialed, handshake not finished
+        # Handshakes under way, by connection id: the nonces sent and received so far.
+        self._nonces: dict[int, tuple[bytes, bytes]] = {}
         self._inbound: list[bytes] = []
         self._owner: list[bytes] = []
         self._jobs = ThreadPoolExecutor(max_workers=HASH_THREADS, thread_name_prefix="hash")
@@ -75,6 +94,7 @@ class NetRole(Handler):
         self._done_read, self._done_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._next_dial_s = 0.0
         self.bad_peer_frames = 0
+        self.peer_auth_failures = 0
         # Requests a backup forwarded here: local pseudo connection -> (origin replica, conn).
         self._forwarded: OrderedDict[int, tuple[int, int]] = OrderedDict()
         self._next_pseudo_conn = FORWARDED_CONN_FIRST
@@ -83,7 +103,7 @@ class NetRole(Handler):
 
     def start(self) -> None:
         me = self.replicas[self.replica]
-        self.loop.listen(me.client_host, me.client_port, "client")
+        self.loop.listen(me.client_host, me.client_port, "client", tls=self.tls)
         self.loop.listen(me.peer_host, me.peer_port, "peer-in")
         self.loop.add_reader(self.doorbell.fileno(), self._on_doorbell)
         self.loop.add_reader(self._done_read, self._on_jobs_done)
@@ -115,15 +135,20 @@ class NetRole(Handler):
         if conn.kind == "client":
             self.gateway.opened(conn.id)
         elif conn.kind == "peer-out":
+            nonce = os.urandom(auth.PEER_NONCE_BYTES)
+            self._nonces[conn.id] = (nonce, b"")
             hello = wire.make_header(Command.PEER_HELLO, cluster=self.cluster,
-                                     replica=self.replica, release=wire.WIRE_VERSION)
+                                     replica=self.replica, release=wire.WIRE_VERSION, nonce=nonce)
             self.loop.send(conn, wire.encode(hello))
 
     def on_close(self, conn: Connection, reason: str) -> None:
         if conn.kind == "client":
             self.gateway.closed(conn.id)
-        elif conn.kind == "peer-out" and self.peers_out.get(conn.peer) is conn:
+        self._nonces.pop(conn.id, None)
+        if conn.kind == "peer-out" and self.peers_out.get(conn.peer) is conn:
             del self.peers_out[conn.peer]
+        if conn.kind == "peer-out" and self._dialing.get(conn.peer) is conn:
+            del self._dialing[conn.peer]
         if conn.kind != "client" and not conn.connecting:  # failed dials retry quietly
             log.info("peer_connection_closed", kind=conn.kind, peer=conn.peer, reason=reason)
 
@@ -143,14 +168,13 @@ class NetRole(Handler):
             if header.cluster != self.cluster or header.replica >= len(self.replicas):
                 self._bad_peer(conn, "peer frame of another cluster or an unknown replica")
                 return
-            if conn.peer < 0:
-                if header.command != Command.PEER_HELLO or header.replica == self.replica:
-                    self._bad_peer(conn, "peer connection did not open with PEER_HELLO")
+            if not conn.established:
+                if not self._handshake(conn, header):
                     return
-                conn.peer = header.replica
                 continue
-            if header.command == Command.PEER_HELLO:
-                continue
+            if conn.kind == "peer-out" or header.command in _HANDSHAKE_COMMANDS:
+                self._bad_peer(conn, f"unexpected {header.command!r} on an authenticated link")
+                return
             if header.command == Command.FORWARD:
                 self._accept_forwarded(conn.peer, header, frame[wire.HEADER_SIZE:])
             elif header.command == Command.FORWARD_REPLY:
@@ -167,6 +191,58 @@ class NetRole(Handler):
             self._owner = []
 
     # --- internals ----------------------------------------------------------------------
+
+    def _handshake(self, conn: Connection, header) -> bool:
+        """One step of the peer handshake (module docstring); False if the link was closed."""
+        command = header.command
+        if conn.kind == "peer-in" and command == Command.PEER_HELLO and conn.id not in self._nonces:
+            if header.replica == self.replica:
+                self._bad_peer(conn, "PEER_HELLO naming this replica")
+                return False
+            mine = os.urandom(auth.PEER_NONCE_BYTES)
+            self._nonces[conn.id] = (mine, header.nonce)
+            conn.peer = header.replica
+            proof = auth.peer_proof(self.cluster_key, b"accept", self.cluster, header.nonce,
+                                    mine, conn.peer, self.replica)
+            challenge = wire.make_header(Command.PEER_CHALLENGE, cluster=self.cluster,
+                                         replica=self.replica, release=wire.WIRE_VERSION,
+                                         nonce=mine, proof=proof)
+            self.loop.send(conn, wire.encode(challenge))
+            return True
+        if conn.kind == "peer-in" and command == Command.PEER_AUTH and conn.id in self._nonces:
+            mine, theirs = self._nonces[conn.id]
+            expected = auth.peer_proof(self.cluster_key, b"dial", self.cluster, mine, theirs,
+                                       conn.peer, self.replica)
+            if header.replica != conn.peer or not hmac.compare_digest(header.proof, expected):
+                self.peer_auth_failures += 1
+                self._bad_peer(conn, "peer failed the cluster-key challenge")
+                return False
+            del self._nonces[conn.id]
+            conn.established = True
+            log.info("peer_authenticated", peer=conn.peer, side="accepted")
+            return True
+        if conn.kind == "peer-out" and command == Command.PEER_CHALLENGE:
+            mine, _ = self._nonces.pop(conn.id, (b"", b""))
+            expected = auth.peer_proof(self.cluster_key, b"accept", self.cluster, mine,
+                                       header.nonce, self.replica, conn.peer)
+            if not mine or header.replica != conn.peer or not hmac.compare_digest(
+                    header.proof, expected):
+                self.peer_auth_failures += 1
+                self._bad_peer(conn, "peer failed the cluster-key challenge")
+                return False
+            proof = auth.peer_proof(self.cluster_key, b"dial", self.cluster, header.nonce, mine,
+                                    self.replica, conn.peer)
+            reply = wire.make_header(Command.PEER_AUTH, cluster=self.cluster,
+                                     replica=self.replica, release=wire.WIRE_VERSION, proof=proof)
+            self.loop.send(conn, wire.encode(reply))
+            conn.established = True
+            if self._dialing.get(conn.peer) is conn:
+                del self._dialing[conn.peer]
+            self.peers_out[conn.peer] = conn
+            log.info("peer_authenticated", peer=conn.peer, side="dialed")
+            return True
+        self._bad_peer(conn, f"{header.command!r} before the peer handshake finished")
+        return False
 
     def _bad_peer(self, conn: Connection, reason: str) -> None:
         self.bad_peer_frames += 1
@@ -284,10 +360,11 @@ class NetRole(Handler):
     def _dial_missing(self) -> None:
         self._next_dial_s = self.clock() + RECONNECT_INTERVAL_S
         for index, address in enumerate(self.replicas):
-            if index != self.replica and index not in self.peers_out:
-                conn = self.loop.dial(address.peer_host, address.peer_port, peer=index)
-                if not conn.closed:  # a refused connect closes at once: try next interval
-                    self.peers_out[index] = conn
+            if index == self.replica or index in self.peers_out or index in self._dialing:
+                continue
+            conn = self.loop.dial(address.peer_host, address.peer_port, peer=index)
+            if not conn.closed:  # a refused connect closes at once: try next interval
+                self._dialing[index] = conn
 
     def _roster(self) -> bytes:
         nodes = [iggy.Node(f"replica-{i}", address.client_host, address.client_port,
@@ -303,12 +380,26 @@ def run(context) -> None:
     ends = wiring.attach(wiring.geometry_of(config), "net", context.settings["net_event_fd"])
     limits = LoopLimits(frame_size_max=config.limits.frame_size_max,
                         connections_max=config.limits.connections_max,
-                        idle_timeout_s=config.limits.idle_timeout_s)
+                        idle_timeout_s=config.limits.idle_timeout_s,
+                        handshake_timeout_s=config.limits.handshake_timeout_s)
+    security = config.security
+    key = b""
+    if security.cluster_key_file:
+        key = auth.load_cluster_key(security.cluster_key_file)
+    elif config.replica_count > 1:
+        log.warning("no_cluster_key", detail="security.cluster_key_file is not set: any host "
+                    "that reaches the peer port can pose as a replica")
+    tls = None
+    if security.tls:
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.minimum_version = ssl.TLSVersion.TLSv1_2
+        tls.load_cert_chain(security.tls_cert_file, security.tls_key_file)
     role = NetRole(replica=config.replica, cluster_id=config.cluster_id,
                    replicas=config.replicas, limits=limits,
                    requests_in_flight_max=config.limits.requests_in_flight_max,
                    producers=ends.producers, consumers=ends.consumers, doorbell=ends.doorbell,
-                   clock=time.monotonic)
+                   clock=time.monotonic, cluster_key=key, op_size_max=config.limits.op_size_max,
+                   tls=tls)
     role.start()
     handle.ready()
     log.info("net_ready", client_port=config.replicas[config.replica].client_port)

@@ -159,7 +159,9 @@ def test_idle_client_is_closed_after_the_bound():
     now = [1000.0]
     with _Server(LoopLimits(frame_size_max=4096, idle_timeout_s=30), clock=lambda: now[0]) as server:
         sock = socket.create_connection(("127.0.0.1", server.port))
-        _wait_for(lambda: len(server.loop.connections) == 1)
+        frame = _frame(1)
+        sock.sendall(frame)
+        assert _recv_exact(sock, len(frame)) == frame  # established: past the handshake bound
         now[0] += 31
         server.loop.close_idle()
         assert sock.recv(10) == b""
