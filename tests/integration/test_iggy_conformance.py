@@ -570,7 +570,26 @@ def test_message_plane_calls_get_feature_unavailable_and_change_nothing(cluster,
             "me (20)": await _error(client.send_binary_request(20, b"")),
         }
 
+    async def high_level():
+        """The SDK's producer and consumer: their metadata steps work, their messages do not."""
+        client = await _logged_in(address, *cluster.credentials)
+        producer = await client.producer("conf-produced", "t")  # creates both if missing
+        try:
+            await producer.send_one(apache_iggy.SendMessage("hello"))
+            sent = ""
+        except apache_iggy.ProducerSendError as error:
+            sent = str(error)
+        consumer = await client.consumer_group("conf-consumers", "conf-messages", "t")
+        polled = await _error(anext(consumer.iter_messages()))
+        return sent, polled
+
     errors = run(scenario())
+    sent, polled = run(high_level())
+    assert sent == "Producer send failed: Feature is unavailable"
+    assert polled == "Feature is unavailable"
+    assert ours.get_topic("conf-produced", "t").partitions_count == 1
+    [group] = ours.get_consumer_groups("conf-messages", "t")
+    assert (group.name, group.members_count) == ("conf-consumers", 1)
     unknown, me = errors.pop("unknown code"), errors.pop("me (20)")
     assert errors == {key: "Feature is unavailable" for key in errors}
     assert unknown == me == "Invalid command"
