@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 import struct
 import time
 from dataclasses import dataclass
@@ -68,12 +69,13 @@ class Client:
     """One client session against a cluster given as a list of (host, port) client addresses."""
 
     def __init__(self, addresses: list[tuple[str, int]], *, timeout_s: float = 5.0,
-                 deadline_s: float = 30.0):
+                 deadline_s: float = 30.0, tls: ssl.SSLContext | None = None):
         if not addresses:
             raise ValueError("a client needs at least one replica address")
         self.addresses = list(addresses)
         self.timeout_s = timeout_s
         self.deadline_s = deadline_s
+        self.tls = tls  # for a cluster with security.tls on; verifies the replica's certificate
         self.client_id = b""
         self.session = 0
         self.user_id = -1
@@ -189,6 +191,13 @@ class Client:
                 continue
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             sock.settimeout(self.timeout_s)
+            if self.tls is not None:
+                try:
+                    sock = self.tls.wrap_socket(sock, server_hostname=self.addresses[index][0])
+                except OSError as exc:  # ssl.SSLError included: a bad certificate
+                    sock.close()
+                    errors.append(f"{self.addresses[index]}: TLS: {exc}")
+                    continue
             self._sock = sock
             self._address_index = index
             return
