@@ -95,6 +95,8 @@ class NetRole(Handler):
         self._next_dial_s = 0.0
         self.bad_peer_frames = 0
         self.peer_auth_failures = 0
+        self._next_stranger_log_s = 0.0
+        self._strangers_unlogged = 0
         # Requests a backup forwarded here: local pseudo connection -> (origin replica, conn).
         self._forwarded: OrderedDict[int, tuple[int, int]] = OrderedDict()
         self._next_pseudo_conn = FORWARDED_CONN_FIRST
@@ -149,8 +151,18 @@ class NetRole(Handler):
             del self.peers_out[conn.peer]
         if conn.kind == "peer-out" and self._dialing.get(conn.peer) is conn:
             del self._dialing[conn.peer]
-        if conn.kind != "client" and not conn.connecting:  # failed dials retry quietly
-            log.info("peer_connection_closed", kind=conn.kind, peer=conn.peer, reason=reason)
+        if conn.kind == "client" or conn.connecting:  # failed dials retry quietly
+            return
+        if not conn.established:
+            # Strangers can open peer connections at will: at most one line a second for them.
+            now = self.clock()
+            if now < self._next_stranger_log_s:
+                self._strangers_unlogged += 1
+                return
+            self._next_stranger_log_s = now + 1.0
+            reason += f" ({self._strangers_unlogged} more unauthenticated closes not logged)"
+            self._strangers_unlogged = 0
+        log.info("peer_connection_closed", kind=conn.kind, peer=conn.peer, reason=reason)
 
     def on_frames(self, conn: Connection, frames: list[memoryview]) -> None:
         if conn.kind == "client":
@@ -173,7 +185,8 @@ class NetRole(Handler):
                     return
                 continue
             if conn.kind == "peer-out" or header.command in _HANDSHAKE_COMMANDS:
-                self._bad_peer(conn, f"unexpected {header.command!r} on an authenticated link")
+                self._bad_peer(conn, f"unexpected {Command(header.command).name} on an "
+                                     "authenticated link")
                 return
             if header.command == Command.FORWARD:
                 self._accept_forwarded(conn.peer, header, frame[wire.HEADER_SIZE:])
@@ -241,7 +254,7 @@ class NetRole(Handler):
             self.peers_out[conn.peer] = conn
             log.info("peer_authenticated", peer=conn.peer, side="dialed")
             return True
-        self._bad_peer(conn, f"{header.command!r} before the peer handshake finished")
+        self._bad_peer(conn, f"{Command(header.command).name} before the peer handshake finished")
         return False
 
     def _bad_peer(self, conn: Connection, reason: str) -> None:
