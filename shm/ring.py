@@ -165,6 +165,7 @@ class RingProducer:
         # Head only grows, so a stale copy under-reports free space: safe, and it saves a
         # shared-line read per push until the ring looks full.
         self._head_seen = ring.head_word[0]
+        self.full_waits = 0  # pushes that found the ring full (backpressure), for metrics
 
     def push(self, record: bytes | bytearray | memoryview, timeout_s: float | None = None) -> None:
         """Publish one record and ring the doorbell if the consumer sleeps."""
@@ -249,6 +250,7 @@ class RingProducer:
         self._head_seen = self._head_word[0]
         if self._capacity - (self._tail - self._head_seen) >= need_bytes:
             return
+        self.full_waits += 1
         if self._doorbell is not None:
             self._doorbell.notify()  # a consumer asleep on a full ring would never drain it
         timeout_s = self.full_timeout_s if timeout_s is None else timeout_s

@@ -22,6 +22,7 @@ SUBCOMMANDS: dict[str, str] = {
     "loadgen": "tools.loadgen.command",
     "cpu-plan": "tools.cpu_plan",
     "ctl": "tools.ctl",
+    "status": "tools.status",
 }
 
 

@@ -35,6 +35,7 @@ HELP = "run a local cluster on 127.0.0.1 (created on first use, resumed after)"
 READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 20.0
 PEER_PORT_OFFSET = 100
+METRICS_PORT_OFFSET = 200  # GET /metrics, which `metavsr status` reads too
 ROOT_USERNAME = "iggy"
 CLUSTER_KEY_FILE = "cluster.key"
 
@@ -48,7 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     up.add_argument("--dir", default=cluster_files.DEFAULT_DIR,
                     help=f"cluster dir (default {cluster_files.DEFAULT_DIR})")
     up.add_argument("--base-port", type=int, default=3001,
-                    help=f"client ports P, P+1, ...; peer ports P+{PEER_PORT_OFFSET}, ...")
+                    help=f"client ports P, P+1, ...; peer ports P+{PEER_PORT_OFFSET}, ...; "
+                         f"metrics ports P+{METRICS_PORT_OFFSET}, ...")
     up.add_argument("--journal", choices=("segmented", "ring"), default="segmented",
                     help="journal backend when the cluster is created")
     up.add_argument("--demo", type=float, metavar="SECONDS", default=0.0,
@@ -107,6 +109,7 @@ def _create_or_resume(directory: str, args: argparse.Namespace) -> list[str]:
                                 initial_sections=sections)
         replicas.append({"client": f"127.0.0.1:{args.base_port + index}",
                          "peer": f"127.0.0.1:{args.base_port + PEER_PORT_OFFSET + index}",
+                         "metrics": f"127.0.0.1:{args.base_port + METRICS_PORT_OFFSET + index}",
                          "data_dir": data_dir,
                          "config": os.path.join(directory, f"replica-{index}.toml")})
     for index, replica in enumerate(replicas):
@@ -124,7 +127,7 @@ def _create_or_resume(directory: str, args: argparse.Namespace) -> list[str]:
 
 def _config_text(cluster_id: int, index: int, data_dir: str, replicas: list[dict]) -> str:
     lines = [f"cluster_id = {cluster_id}", f"replica = {index}", f'data_dir = "{data_dir}"',
-             'log_level = "info"', ""]
+             'log_level = "info"', f'metrics_address = "{replicas[index]["metrics"]}"', ""]
     for replica in replicas:
         lines += ["[[replicas]]", f'client = "{replica["client"]}"',
                   f'peer = "{replica["peer"]}"', ""]

@@ -1,4 +1,4 @@
-"""The local cluster's files, as client tools read them (`metavsr ctl`, later `metavsr loadgen`).
+"""The local cluster's files, as client tools read them (`metavsr ctl`, `loadgen`, `status`).
 
 Owns: reading a local cluster's client addresses and credentials, and parsing HOST:PORT
 addresses and secret files. Must never write these files (`metavsr cluster up` does) and never
@@ -8,8 +8,9 @@ Formats, in the cluster's data dir D (default `.metavsr/cluster`, relative to th
 directory, as `metavsr cluster up --dir D`):
 
   D/cluster.json   {"replicas": [{"client": "127.0.0.1:3001", ...}, ...]}
-                   one object per replica in replica order; only "client" (the address
-                   clients connect to) is read here, other keys are ignored.
+                   one object per replica in replica order; "client" (the address
+                   clients connect to) and "metrics" (its GET /metrics address, absent in
+                   clusters created before it existed) are read here, other keys ignored.
   D/credentials    exactly two lines, `username=NAME` and `password=SECRET` (no quoting; the
                    value is everything after the first '='), mode 0600. A file that group or
                    others can read is refused: it holds a secret.
@@ -79,6 +80,21 @@ def cluster_addresses(directory: str = DEFAULT_DIR) -> list[tuple[str, int]]:
         addresses = [parse_address(replica["client"]) for replica in replicas]
     except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as error:
         raise ClusterFilesError(f"{path}: not {{\"replicas\": [{{\"client\": \"HOST:PORT\"}}, "
+                                f"...]}} ({type(error).__name__}: {error})") from None
+    if not addresses:
+        raise ClusterFilesError(f"{path}: no replicas")
+    return addresses
+
+
+def metrics_addresses(directory: str = DEFAULT_DIR) -> list[tuple[str, int] | None]:
+    """Each replica's metrics address, in replica order; None where cluster.json has none."""
+    path = os.path.join(directory, CLUSTER_FILE)
+    try:
+        replicas = orjson.loads(_read(path))["replicas"]
+        addresses = [parse_address(replica["metrics"]) if "metrics" in replica else None
+                     for replica in replicas]
+    except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as error:
+        raise ClusterFilesError(f"{path}: not {{\"replicas\": [{{\"metrics\": \"HOST:PORT\"}}, "
                                 f"...]}} ({type(error).__name__}: {error})") from None
     if not addresses:
         raise ClusterFilesError(f"{path}: no replicas")

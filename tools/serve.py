@@ -57,5 +57,6 @@ def run(args: argparse.Namespace) -> int:
         cluster_id=config.cluster_id, replica=config.replica, roles=ROLES, cpu=config.cpu,
         log_level=config.log_level, settings={"config_path": os.path.abspath(args.config)},
         extra_counters=metrics.COUNTER_NAMES, prepare=prepare,
+        status=metrics.status_line, joined=metrics.joined_view,
         metrics_address=config.metrics_address)
     return supervisor.run()

@@ -20,22 +20,29 @@ a PersistView is durable before anything the core decided after it reaches the d
 
 from __future__ import annotations
 
+import os
+import time
+from collections.abc import Callable
+
 from core import config as config_mod
 from core import log
 from core.check import check
-from core.roles import records, wiring
+from core.roles import metrics, records, wiring
 from core.roles.records import Kind
 from core.roles.supervisor import RoleHandle
 from core.storage.journal import BATCH_FRAMES_MAX, IN_FLIGHT_OPS_MAX_DEFAULT, Journal
 from core.storage.journal_writer import journal_release_op
+from core.storage.datadir import Paths
 from core.storage.recover import recover_storage
 from core.storage.superblock import Superblock
 from net.wire import HEADER_SIZE
 
 
 class JournalRole:
-    def __init__(self, journal: Journal, superblock: Superblock, retention_ops: int):
+    def __init__(self, journal: Journal, superblock: Superblock, retention_ops: int,
+                 observe_fsync: Callable[[float], None] | None = None):
         self.journal = journal
+        self.observe_fsync = observe_fsync  # seconds of each group fdatasync (metrics)
         self.superblock = superblock
         self.retention_ops = retention_ops
         self._pending: list[bytes] = []
@@ -78,12 +85,16 @@ class JournalRole:
         pending, self._pending = self._pending, []
         for start in range(0, len(pending), BATCH_FRAMES_MAX):
             self.journal.write(pending[start:start + BATCH_FRAMES_MAX])
+        started = time.perf_counter()
         self.journal.sync()
+        if self.observe_fsync is not None:
+            self.observe_fsync(time.perf_counter() - started)
         self.durable_seq = self._pending_seq
         out.append(records.durable(self.durable_seq))
 
 
 IDLE_WAIT_S = 0.1
+SIZE_INTERVAL_S = 1.0  # the journal's size on disk is a stat per file: once a second at most
 IN_FLIGHT_OPS_MAX = IN_FLIGHT_OPS_MAX_DEFAULT  # unsynced ops at most: recovery's torn window
 
 
@@ -94,7 +105,10 @@ def run(context) -> None:
     ends = wiring.attach(wiring.geometry_of(config), "journal", context.settings["net_event_fd"])
     recovered = recover_storage(config.data_dir, cluster=config.cluster_id,
                                 replica=config.replica, in_flight_ops_max=IN_FLIGHT_OPS_MAX)
-    role = JournalRole(recovered.journal, recovered.superblock, config.journal.retention_ops)
+    meter = metrics.Meter(handle.counters, "journal", ends.producers)
+    role = JournalRole(recovered.journal, recovered.superblock, config.journal.retention_ops,
+                       lambda seconds: metrics.FSYNC_SECONDS.observe(handle.counters, seconds))
+    journal_path, next_size_s = Paths(config.data_dir).journal, 0.0
     consumer, producer = ends.consumers["journal"], ends.producers["durable"]
     log.info("journal_ready", op_max=recovered.journal.op_max,
              faults=len(recovered.journal_recovery.faults),
@@ -102,6 +116,10 @@ def run(context) -> None:
     handle.ready()
     while not handle.stop_requested():
         handle.beat()
+        meter.rings()  # every pass, idle ones too: the consumer drains after our last push
+        if time.monotonic() >= next_size_s:
+            meter.set("journal_size_bytes", _size_bytes(journal_path))
+            next_size_s = time.monotonic() + SIZE_INTERVAL_S
         if not ends.doorbell.wait(IDLE_WAIT_S):
             continue
         out: list[bytes] = []
@@ -110,4 +128,13 @@ def run(context) -> None:
         role.flush(out)
         if out:
             producer.push_batch(out)
+        meter.set("durable_op", role.journal.op_max)
     role.flush([])
+
+
+def _size_bytes(path: str) -> int:
+    """Bytes of the journal: its one file (ring backend) or its segment files."""
+    if not os.path.isdir(path):
+        return os.path.getsize(path) if os.path.exists(path) else 0
+    with os.scandir(path) as entries:
+        return sum(entry.stat().st_size for entry in entries if entry.is_file())

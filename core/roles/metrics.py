@@ -6,10 +6,12 @@ shm/counters.py) and the counter's name in that block. Roles count into those co
 supervisor renders a CounterTable snapshot with `render` and serves it (metrics_server.py).
 
 It owns names and rendering: it never creates or serves counters, and rendering reads nothing
-but the snapshot it is given. Its only write is `Histogram.observe`, for the role that owns
-the histogram (bucket choice belongs with the bounds). A sample whose block or counter is absent from the
-snapshot (a replica run with stand-in roles, or without the metric counters) is left out
-rather than invented as zero.
+but the snapshot it is given. Its writes are for the role that owns the counters: `Meter`
+(slots resolved once, so a role's counting is a few numpy stores per loop turn, never work per
+op) and `Histogram.observe` (bucket choice belongs with the bounds). A sample whose block or
+counter is absent from the snapshot (a replica run with stand-in roles, or without the metric
+counters) is left out rather than invented as zero. `joined_view` and `status_line` read the
+replication role's counters for the supervisor (READY=1 and STATUS=).
 
 Counters are unsigned 64-bit integers, so durations are counted in microseconds and exposed
 in seconds (`divisor`); a histogram's buckets are counted per bucket (one add per observation,
@@ -110,7 +112,14 @@ CATALOGUE: tuple[Metric | Histogram, ...] = (
     Metric("metavsr_role_heartbeats_total", "counter",
            "Heartbeats of the role; the supervisor feeds the systemd watchdog while they move.",
            None, "heartbeat"),
+    Metric("metavsr_replica", "gauge", "This replica's index in the cluster.",
+           "replication", "replica"),
     Metric("metavsr_view", "gauge", "Current view number.", "replication", "view"),
+    Metric("metavsr_primary", "gauge", "Index of the primary of the current view.",
+           "replication", "primary"),
+    Metric("metavsr_view_status", "gauge",
+           "Replica status: 1 normal, 2 view change, 3 recovering (0 until the core runs).",
+           "replication", "view_status"),
     Metric("metavsr_view_changes_total", "counter", "View changes this replica took part in.",
            "replication", "view_changes"),
     Metric("metavsr_op", "gauge", "Highest op number in this replica's log.",
@@ -130,14 +139,16 @@ CATALOGUE: tuple[Metric | Histogram, ...] = (
     FSYNC_SECONDS,
     Metric("metavsr_journal_size_bytes", "gauge", "Bytes of journal on disk.",
            "journal", "journal_size_bytes"),
-    Metric("metavsr_journal_durable_op", "gauge", "Highest op made durable by the journal.",
+    Metric("metavsr_journal_durable_op", "gauge",
+           "Highest op in the journal, as of its latest fdatasync.",
            "journal", "durable_op"),
-    Metric("metavsr_checkpoint_op", "gauge", "Op of the latest durable checkpoint.",
-           "snapshot", "checkpoint_op"),
+    Metric("metavsr_checkpoint_op", "gauge",
+           "Op of the latest checkpoint the superblock names (durable).",
+           "replication", "checkpoint_op"),
     Metric("metavsr_checkpoints_total", "counter", "Checkpoints written.",
            "snapshot", "checkpoints"),
     Metric("metavsr_checkpoint_duration_seconds", "gauge",
-           "Duration of the latest checkpoint (3 copies and the superblock, all fsynced).",
+           "Duration of writing the latest checkpoint's 3 copies, each fsynced.",
            "snapshot", "checkpoint_duration_us", divisor=MICROSECONDS_PER_SECOND),
     Metric("metavsr_connections", "gauge", "Open connections.",
            "net", "client_connections", (("kind", "client"),)),
@@ -182,6 +193,63 @@ def _check_catalogue() -> None:
 
 
 _check_catalogue()
+
+
+# metavsr_view_status values; 0 means the replication role has not counted yet.
+VIEW_STATUS = {"normal": 1, "view_change": 2, "recovering": 3}
+VIEW_STATUS_NAMES = {0: "starting", **{code: name for name, code in VIEW_STATUS.items()}}
+
+
+class Meter:
+    """A role's writer of its own counter block (the block's only writer, see shm/counters.py).
+
+    Counter slots are resolved once; set/add are one numpy store each. `rings()` publishes
+    the occupancy and full-waits of the rings this role produces into: call it once per loop
+    turn, never per record."""
+
+    def __init__(self, table, role: str, producers: dict | None = None):
+        self._table = table
+        self._role = role
+        self._slots: dict[str, int] = {}
+        self._rings = []
+        for ring, producer in (producers or {}).items():
+            table.set(role, f"ring_{ring}_capacity_bytes", producer.ring.capacity_bytes)
+            self._rings.append((producer, self.slot(f"ring_{ring}_used_bytes"),
+                                self.slot(f"ring_{ring}_full_waits")))
+
+    def slot(self, name: str) -> int:
+        slot = self._slots.get(name)
+        if slot is None:
+            slot = self._slots[name] = self._table.slot(self._role, name)
+        return slot
+
+    def set(self, name: str, value: int) -> None:
+        self._table.set_at(self.slot(name), value)
+
+    def add(self, name: str, delta: int = 1) -> None:
+        slot = self.slot(name)
+        self._table.set_at(slot, self._table.get_at(slot) + delta)
+
+    def rings(self) -> None:
+        table = self._table
+        for producer, used, waits in self._rings:
+            table.set_at(used, producer.ring.used_bytes())
+            table.set_at(waits, producer.full_waits)
+
+
+def joined_view(table) -> bool:
+    """The replica takes part in the current view: its replication core is in normal status
+    (a restarted replica is recovering until the view's primary has brought it in)."""
+    return table.get("replication", "view_status") == VIEW_STATUS["normal"]
+
+
+def status_line(table) -> str:
+    """The STATUS= text systemd shows: view, primary, status and the op counters."""
+    get = table.get
+    status = VIEW_STATUS_NAMES.get(get("replication", "view_status"), "unknown")
+    return (f"view {get('replication', 'view')} primary {get('replication', 'primary')} "
+            f"{status}; op {get('replication', 'op')} commit {get('replication', 'commit_op')} "
+            f"applied {get('owner', 'applied_op')}")
 
 
 def _escape_help(text: str) -> str:

@@ -42,7 +42,7 @@ from core import auth
 from core import config as config_mod
 from core import log
 from core.check import check
-from core.roles import records, wiring
+from core.roles import metrics, records, wiring
 from core.roles.supervisor import RoleHandle
 from core.roles.records import Kind
 from net import iggy, wire
@@ -414,9 +414,15 @@ def run(context) -> None:
                    clock=time.monotonic, cluster_key=key, op_size_max=config.limits.op_size_max,
                    tls=tls)
     role.start()
+    meter = metrics.Meter(handle.counters, "net", ends.producers)
     handle.ready()
     log.info("net_ready", client_port=config.replicas[config.replica].client_port)
     while not handle.stop_requested():
         handle.beat()
         role.turn()
+        clients = len(role.gateway.conns)
+        meter.set("client_connections", clients)
+        meter.set("peer_connections", len(role.loop.connections) - clients)
+        meter.set("bad_frames", role.loop.counters.bad_frames)
+        meter.rings()
     role.close()

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from core import config as config_mod
 from core import log
 from core.check import check
-from core.roles import records, stats, wiring
+from core.roles import metrics, records, stats, wiring
 from core.roles.state import load_state_machine
 from core.roles.supervisor import RoleHandle
 from core.roles.records import Kind, Lookup
@@ -195,10 +195,13 @@ def run(context) -> None:
     consumers = (ends.consumers["apply"], ends.consumers["owner_net"])
     replies, applied, snapshot = (ends.producers["replies"], ends.producers["applied"],
                                   ends.producers["snapshot"])
+    meter = metrics.Meter(handle.counters, "owner", ends.producers)
+    meter.set("applied_op", applied_op)
     handle.ready()
     log.info("owner_ready", applied_op=applied_op)
     while not handle.stop_requested():
         handle.beat()
+        meter.rings()  # every pass, idle ones too: the consumer drains after our last push
         if not ends.doorbell.wait(IDLE_WAIT_S):
             continue
         out = Outputs()
@@ -210,3 +213,4 @@ def run(context) -> None:
             applied.push_batch(out.applied)
         if out.snapshot:
             snapshot.push_batch(out.snapshot)
+        meter.set("applied_op", owner.applied_op)

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from core import config as config_mod
 from core import log
 from core.check import check
-from core.roles import records, wiring
+from core.roles import metrics, records, wiring
 from core.roles.supervisor import RoleHandle
 from core.storage.recover import read_core_recovered
 from core.roles.records import Kind
@@ -191,6 +191,36 @@ def _frame_of(header, body: bytes | memoryview) -> bytes:
     return wire.encode(header._replace(size=0), body, checksums=False)
 
 
+class Counting:
+    """The replication role's metrics (core/roles/metrics.py), read from the core's state once
+    per loop turn: a turn handles a whole batch, so this costs nothing per op."""
+
+    def __init__(self, meter: metrics.Meter, core: Replica):
+        self.meter = meter
+        self.core = core
+        self._commit = core.commit_max
+        self._view = core.view
+        meter.set("replica", core.replica)
+
+    def turn(self) -> None:
+        core, meter = self.core, self.meter
+        if core.commit_max > self._commit:
+            meter.add("ops_committed", core.commit_max - self._commit)
+            self._commit = core.commit_max
+        if core.view != self._view:
+            meter.add("view_changes")
+            self._view = core.view
+        meter.set("view", core.view)
+        meter.set("primary", core.primary_of(core.view))
+        meter.set("view_status", metrics.VIEW_STATUS[core.status])
+        meter.set("op", core.log.head)
+        meter.set("commit_op", core.commit_max)
+        meter.set("checkpoint_op", core.checkpoint_op)
+        meter.set("apply_lag_ops", max(0, core.commit_max - core.applied))
+        meter.set("prepares_in_flight", len(core.pipeline) if core.is_primary else 0)
+        meter.rings()
+
+
 POP_BATCH_MAX = 1024
 JOURNAL_READY_TIMEOUT_S = 60.0
 
@@ -224,6 +254,7 @@ def run(context) -> None:
                    read_core_recovered(config.data_dir, cluster=config.cluster_id,
                                        replica=config.replica))
     replication = Replication(core)
+    counting = Counting(metrics.Meter(handle.counters, "replication", ends.producers), core)
     consumers = [ends.consumers[name] for name in ("inbound", "durable", "applied",
                                                    "snapshot_done")]
     producers = ends.producers
@@ -249,3 +280,4 @@ def run(context) -> None:
             producers["journal"].push_batch(out.journal)
         if out.apply:
             producers["apply"].push_batch(out.apply)
+        counting.turn()

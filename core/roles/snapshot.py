@@ -10,10 +10,12 @@ next checkpoint, when the superblock is known to name the previous one.
 
 from __future__ import annotations
 
+import time
+
 from core import config as config_mod
 from core import log
 from core.check import check
-from core.roles import records, wiring
+from core.roles import metrics, records, wiring
 from core.roles.owner import decode_sections, decode_sections_chunk
 from core.roles.supervisor import RoleHandle
 from core.storage.datadir import Paths
@@ -29,6 +31,7 @@ class SnapshotRole:
         self.current = current
         self._op = -1
         self._blob = bytearray()
+        self.write_seconds = 0.0  # of the latest checkpoint (metrics)
 
     def handle(self, record: memoryview, out: list[bytes]) -> None:
         op, view, timestamp, offset, total, chunk = decode_sections_chunk(record)
@@ -46,7 +49,9 @@ class SnapshotRole:
         self._blob = bytearray()
         if self.current is not None:
             self.store.remove_other_than(self.current.header.op)
+        started = time.perf_counter()
         written = self.store.write(op, view, timestamp, sections, self.current)
+        self.write_seconds = time.perf_counter() - started
         self.current = written
         log.info("checkpoint_written", op=op, bytes=total)
         out.append(records.checkpoint_written(op, written.header.checksum))
@@ -68,12 +73,16 @@ def run(context) -> None:
                if state.checkpoint_checksum else None)
     role = SnapshotRole(store, current)
     consumer, producer = ends.consumers["snapshot"], ends.producers["snapshot_done"]
+    meter = metrics.Meter(handle.counters, "snapshot", ends.producers)
     handle.ready()
     while not handle.stop_requested():
         handle.beat()
+        meter.rings()  # every pass, idle ones too: the consumer drains after our last push
         if not ends.doorbell.wait(IDLE_WAIT_S):
             continue
         out: list[bytes] = []
         wiring.drain(consumer, POP_BATCH_MAX, lambda record: role.handle(record, out))
         if out:
             producer.push_batch(out)
+            meter.add("checkpoints", len(out))
+            meter.set("checkpoint_duration_us", round(role.write_seconds * 1e6))

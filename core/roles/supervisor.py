@@ -6,8 +6,10 @@ It owns the life of the role processes and nothing of their work:
 - starts each role in its own process, which pins itself to its `[cpu]` CPUs, reads the
   affinity back and logs it. Roles are forked: the supervisor has started no thread by then,
   and fork is how the net role's eventfd doorbell reaches the roles that ring it;
-- waits until every role reports ready, then tells systemd READY=1;
-- watches: a role that exits is fail-stop for the whole replica (stop the others, unlink the
+- waits until every role reports ready and the replica has joined the current view (the
+  `joined` check on the counters; a restarted replica is recovering until the primary brings
+  it in), then tells systemd READY=1; STATUS= carries the `status` line meanwhile and after;
+- watches, from the moment the roles are ready: a role that exits is fail-stop for the whole replica (stop the others, unlink the
   shared memory, exit non-zero; systemd restarts us and recovery starts from disk); WATCHDOG=1
   is sent only while every role's heartbeat counter moves, so a hung role stops the pings;
 - serves Prometheus metrics on metrics_address (if set) from the counters, started once the
@@ -127,6 +129,7 @@ class Supervisor:
                  settings: dict | None = None, extra_counters: Sequence[str] = (),
                  prepare: Callable[[], tuple[Callable[[], None], dict]] | None = None,
                  status: Callable[[CounterTable], str] | None = None,
+                 joined: Callable[[CounterTable], bool] | None = None,
                  notifier: Notifier | None = None,
                  heartbeat_stall_s: float = HEARTBEAT_STALL_S, metrics_address: str = ""):
         check(len({r.name for r in roles}) == len(roles), "role names must be unique")
@@ -140,6 +143,7 @@ class Supervisor:
         self.counter_names = ROLE_COUNTERS + tuple(extra_counters)
         self.prepare = prepare
         self.status = status or (lambda counters: "running")
+        self.joined = joined or (lambda counters: True)
         self.notifier = notifier or Notifier()
         self.heartbeat_stall_s = heartbeat_stall_s
         self.metrics_address = metrics_address
@@ -171,8 +175,7 @@ class Supervisor:
                 self._serve_metrics()
             if not self._wait_ready():
                 return self._shutdown(failed=True)
-            self.notifier.ready(self.status(self.counters))
-            log.info("replica_ready", roles=list(self.processes))
+            log.info("roles_ready", roles=list(self.processes))
             return self._watch()
         finally:
             for sig, handler in previous.items():
@@ -237,11 +240,18 @@ class Supervisor:
         last_beats = {name: self.counters.get(name, "heartbeat") for name in self.processes}
         last_moved = {name: time.monotonic() for name in self.processes}
         next_ping = time.monotonic()
+        ready = False
         while not self._stop_signal:
             dead = self._dead_role()
             if dead is not None:
                 log.error("role_died", role_name=dead, exitcode=self.processes[dead].exitcode)
                 return self._shutdown(failed=True)
+            if not ready and self.joined(self.counters):
+                # No time bound here: joining needs a quorum of peers, which may take any
+                # while; systemd's TimeoutStartSec is the bound of a start.
+                ready = True
+                self.notifier.ready(self.status(self.counters))
+                log.info("replica_ready", roles=list(self.processes))
             now = time.monotonic()
             for name in self.processes:
                 beat = self.counters.get(name, "heartbeat")
@@ -252,9 +262,10 @@ class Supervisor:
             if now >= next_ping:
                 if stalled:
                     log.warning("role_heartbeat_stalled", roles=stalled)
-                else:
+                elif ready:  # systemd's watchdog runs from READY=1 on
                     self.notifier.watchdog()
-                self.notifier.status(self.status(self.counters))
+                status = self.status(self.counters)
+                self.notifier.status(status if ready else f"joining the view: {status}")
                 next_ping = now + (interval or 1.0)
             time.sleep(WATCH_INTERVAL_S)
         return self._shutdown(failed=False)

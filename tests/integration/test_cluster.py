@@ -37,7 +37,7 @@ def _free_base_port() -> int:
     rng = random.Random()
     for _ in range(100):
         base = rng.randrange(10_000, _ephemeral_low() - 200)
-        ports = [base + i for i in range(3)] + [base + 100 + i for i in range(3)]
+        ports = [base + offset + i for offset in (0, 100, 200) for i in range(3)]
         try:
             for port in ports:
                 with socket.socket() as probe:
