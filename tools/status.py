@@ -15,8 +15,8 @@ tools/cluster_files.py; D = --dir, default .metavsr/cluster).
 Columns: role is primary/backup while the replica is in normal status, `-` otherwise; lag is
 the highest commit any replica reports minus this replica's applied op (how far its state is
 behind the cluster). Health, first that applies: down (no answer within --timeout), starting
-(a role is not ready yet), view-change, recovering, old-view (a lower view than another
-replica's), lagging (lag above --lag-warn), ok.
+(a role is not ready yet), view-change, recovering, old-view (normal in a lower view than
+another replica's normal view), lagging (lag above --lag-warn), ok.
 
 Exit codes: 0 every replica ok; 1 some replica is not; 2 bad arguments or local files.
 """
@@ -163,7 +163,9 @@ def _row(index: int, address: tuple[str, int] | None, answer: dict[str, float] |
 def _judge(rows: list[Row], lag_warn: int) -> None:
     up = [row for row in rows if row.up]
     commit_max = max((row.commit or 0 for row in up), default=0)
-    view_max = max((row.view or 0 for row in up), default=0)
+    # A replica in a view change counts a view nobody may have started yet: only views in
+    # normal status say which one the cluster runs.
+    view_max = max((row.view or 0 for row in up if row.status == "normal"), default=0)
     for row in up:
         if row.applied is not None:
             row.lag = max(0, commit_max - row.applied)

@@ -12,7 +12,7 @@ import pytest
 
 from core.config import load
 from core.roles import supervisor
-from tools import cpu_plan
+from tools import cpu_plan, serve
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 UNIT = os.path.join(ROOT, "tools", "systemd", "metavsr@.service")
@@ -54,6 +54,8 @@ def test_shipped_unit_has_the_required_settings():
         assert settings.get(key) == [value], key
     for key in ("WatchdogSec", "RestartSec", "TimeoutStopSec", "TimeoutStartSec", "LimitNOFILE"):
         assert len(settings.get(key, [])) == 1, key
+    # A refused config or data dir (serve's exit 78) is not restarted in a loop.
+    assert settings["RestartPreventExitStatus"] == [str(serve.EXIT_CONFIG)]
     # sched_setaffinity is in @resources: the [cpu] pinning needs it.
     assert not any("@resources" in v for v in settings["SystemCallFilter"])
 
