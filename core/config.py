@@ -218,8 +218,14 @@ def _parse_replicas(entries: list[Any]) -> tuple[ReplicaAddress, ...]:
     return tuple(addresses)
 
 
+# The CPUs this process could use before anything pinned it: each role re-reads the config
+# after pinning itself to a few CPUs, and must not refuse the CPUs of the other roles.
+# Roles are forked from the supervisor, which imported this module before pinning.
+_CPUS_AT_START = tuple(sorted(os.sched_getaffinity(0)))
+
+
 def _parse_cpu(table: _Table) -> dict[str, tuple[int, ...]]:
-    available = sorted(os.sched_getaffinity(0))
+    available = list(_CPUS_AT_START)
     cpu: dict[str, tuple[int, ...]] = {}
     for role in ROLES:
         if role not in table.raw:

@@ -1,5 +1,6 @@
-"""Operating a real 3-replica cluster: metrics scraped under load, readiness told to systemd
-only once a replica joined the view, SIGTERM under load, and `metavsr status`.
+"""Operating a real 3-replica cluster: metrics scraped under load with every role pinned as
+`metavsr cpu-plan` suggests, readiness told to systemd only once a replica joined the view,
+SIGTERM under load, and `metavsr status`.
 
 Real `metavsr serve` processes on 127.0.0.1 (the Cluster helper of test_cluster.py); the
 metrics endpoints are the ones `metavsr cluster up` configures (client port + 200).
@@ -21,10 +22,11 @@ import pytest
 
 from core.roles.supervisor import STOP_TIMEOUT_S
 from net.client import ClientError
-from net.operations import MetadataClient
+from shm import naming
 from tests.integration.test_cluster import ROOT, Cluster
 from tests.ops.prometheus_text import parse
-from tools import cluster_files
+from tests.ops.test_cpu_plan import _allowed_cpus
+from tools import cluster_files, cpu_plan
 
 # The supervisor's own bound on a stop, plus the interpreter's exit; the unit's
 # TimeoutStopSec (30 s) is the outer bound systemd enforces.
@@ -90,7 +92,29 @@ class Writer(threading.Thread):
         return self.acked
 
 
-def test_metrics_of_a_live_cluster_move_under_load(cluster):
+@pytest.fixture
+def pinned_cluster(tmp_path):
+    """The cluster, each replica with the [cpu] table `metavsr cpu-plan` suggests here."""
+    cluster = Cluster(str(tmp_path / "cluster"))
+    tables, _ = cpu_plan.plan(sorted(os.sched_getaffinity(0)), replicas=3)
+    for path, table in zip(cluster.configs, tables):
+        with open(path, "a") as config:
+            config.write("\n[cpu]\n" + "".join(f"{role} = {cpus}\n"
+                                                 for role, cpus in table.items()))
+    for index in range(3):
+        cluster.start(index)
+    yield cluster, tables
+    cluster.stop()
+
+
+def _role_pids(cluster: Cluster, index: int) -> dict[str, int]:
+    with open(os.path.join(cluster.directory, f"replica-{index}.log")) as log:
+        spawned = [orjson.loads(line) for line in log if '"event":"role_spawned"' in line]
+    return {event["role_name"]: event["pid"] for event in spawned}
+
+
+def test_metrics_of_a_live_pinned_cluster_move_under_load(pinned_cluster):
+    cluster, tables = pinned_cluster
     addresses = cluster_files.metrics_addresses(cluster.directory)
     writer = Writer(cluster, "load")
     before = [_scrape(address) for address in addresses]
@@ -124,6 +148,13 @@ def test_metrics_of_a_live_cluster_move_under_load(cluster):
                     old["metavsr_journal_size_bytes"].value() for s, old in zip(scraped, before))
         return len(commits) == 1 and commits == applied and lag == {0} and grown and scraped
 
+    # Every role of the real replica runs on the CPUs of its table (read back from /proc).
+    for index, table in enumerate(tables):
+        pids = _role_pids(cluster, index)
+        assert len(pids) == 5
+        for role, pid in pids.items():
+            assert _allowed_cpus(pid) == table[role], (index, role)
+        assert _allowed_cpus(cluster.processes[index].pid) == table["supervisor"]
     scraped = _until(settled, "every replica committed and applied the same op, "
                               "and its journal grew")
     assert scraped[0]["metavsr_ops_committed_total"].value() >= last
@@ -230,6 +261,7 @@ def test_status_shows_one_primary_equal_views_and_a_killed_replica_down(cluster)
     assert all(row["commit"] >= 2 and row["lag"] == 0 for row in rows), rows
     backup = (primary + 1) % 3
     cluster.kill(backup)
+    naming.remove_stale(int(_shm_prefix(cluster).split("-")[1]), backup)  # no restart follows
     out = _status(cluster)
     assert out.returncode == 1, out.stdout + out.stderr
     lines = out.stdout.splitlines()
