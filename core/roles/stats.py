@@ -17,14 +17,13 @@ import socket
 import time
 
 from domains import permissions as P
-from domains.errors import DomainError
+from domains.errors import UNAUTHORIZED, DomainError
 from domains.mux import MuxStateMachine
 from net import iggy
 
 _TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 _PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 _PROCESSES_MAX = 64  # a replica is a supervisor and five roles; bounds the /proc walk
-_STATUS_UNAUTHORIZED = 41
 
 
 def answer(request, mux: MuxStateMachine, user: int, data_dir: str, op: int) -> bytes:
@@ -34,7 +33,7 @@ def answer(request, mux: MuxStateMachine, user: int, data_dir: str, op: int) -> 
     except DomainError:
         allowed = False
     if not allowed:
-        return iggy.reply_frame(request, status=_STATUS_UNAUTHORIZED, op=op)
+        return iggy.reply_frame(request, status=UNAUTHORIZED, op=op)
     return iggy.reply_frame(request, body=iggy.stats_body(collect(mux, data_dir)), op=op)
 
 

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import socket
+import subprocess
+import time
 from datetime import timedelta
 
 import pytest
@@ -643,3 +646,88 @@ def _recv_header(sock: socket.socket) -> bytes | None:
             return None
         data += chunk
     return data
+
+
+# --- TLS ------------------------------------------------------------------------------------
+
+def _ca_signed_certificate(directory) -> tuple[str, str, str]:
+    """(cert, key, CA cert): a leaf for localhost and 127.0.0.1 signed by a throwaway CA. The
+    SDK (rustls) refuses a self-signed CA certificate used as the server's own."""
+    if shutil.which("openssl") is None:
+        pytest.skip("no openssl command to generate a test certificate")
+    d = str(directory)
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60, cwd=d)
+
+    curve = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
+    openssl("req", "-x509", *curve, "-keyout", "ca.key", "-out", "ca.pem", "-days", "1",
+            "-subj", "/CN=metavsr-test-ca")
+    openssl("req", *curve, "-keyout", "key.pem", "-out", "leaf.csr", "-subj", "/CN=localhost")
+    with open(os.path.join(d, "leaf.ext"), "w") as ext:
+        ext.write("subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n"
+                  "extendedKeyUsage=serverAuth\n")
+    openssl("x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", "cert.pem", "-days", "1", "-extfile", "leaf.ext")
+    return (os.path.join(d, "cert.pem"), os.path.join(d, "key.pem"), os.path.join(d, "ca.pem"))
+
+
+def _serve_tls(config_path: str, cert: str, key: str) -> None:
+    with open(config_path) as source:
+        text = source.read()
+    keys = f'tls = true\ntls_cert_file = "{cert}"\ntls_key_file = "{key}"\n'
+    if "\n[security]\n" in text:
+        text = text.replace("\n[security]\n", "\n[security]\n" + keys, 1)
+    else:
+        text += "\n[security]\n" + keys
+    with open(config_path, "w") as out:
+        out.write(text)
+
+
+def test_the_sdk_over_tls_validates_the_replica_certificate(tmp_path):
+    cert, key, ca = _ca_signed_certificate(tmp_path)
+    cluster = Cluster(str(tmp_path / "cluster"))
+    for path in cluster.configs:
+        _serve_tls(path, cert, key)
+    for index in range(3):
+        cluster.start(index)
+    username, password = cluster.credentials
+    host, port = cluster.addresses[0]
+
+    def config(**overrides):
+        settings = dict(server_address=f"{host}:{port}", tls_enabled=True,
+                        tls_domain="localhost", tls_ca_file=ca,
+                        auto_login=apache_iggy.AutoLogin.username_password(username, password),
+                        reconnection=apache_iggy.TcpReconnectionConfig(enabled=False))
+        return apache_iggy.TcpConfig(**{**settings, **overrides})
+
+    async def ready_client() -> IggyClient:
+        deadline = time.monotonic() + 60
+        while True:  # the replicas are starting; a refused dial is expected meanwhile
+            client = IggyClient(config())
+            try:
+                await asyncio.wait_for(client.connect(), CALL_TIMEOUT_S)
+                return client
+            except RuntimeError:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.2)
+
+    async def scenario():
+        client = await ready_client()
+        await client.create_stream("conf-over-tls")
+        stream = await client.get_stream("conf-over-tls")
+        stats = await client.get_stats()
+        untrusted = IggyClient(config(tls_ca_file=cert, tls_domain="localhost"))
+        refused = await _error(untrusted.connect())
+        plain = await _error(IggyClient(config(tls_enabled=False)).connect())
+        return stream, stats, refused, plain
+
+    try:
+        stream, stats, refused, plain = run(scenario())
+    finally:
+        cluster.stop()
+    assert stream.name == "conf-over-tls" and stats.streams_count == 1
+    assert stats.process_id in {p.pid for p in cluster.processes}
+    assert refused == "Cannot establish connection"  # a trust anchor that did not sign it
+    assert plain == "Disconnected"  # a plain-text client on a TLS listener: closed
