@@ -64,13 +64,17 @@ def check_bounds(config: worker.WorkerConfig) -> None:
                         "(sessions per process)")
 
 
-def run(config: worker.WorkerConfig, progress=None) -> Outcome:
+def run(config: worker.WorkerConfig, progress=None, target=None) -> Outcome:
+    """Run the workers. `target` is the worker process's main (default: worker.main, the Iggy
+    protocol); another backend (tools/bench/etcd_load.py) passes its own with the same
+    signature and messages, so pacing, measurement and merging stay the same for both."""
     check_bounds(config)
+    target = target or worker.main
     context = multiprocess.get_context("fork")
     messages = context.Queue()
     go = context.Event()
     start = context.Value("q", 0)
-    processes = [context.Process(target=worker.main, args=(config, p, messages, go, start),
+    processes = [context.Process(target=target, args=(config, p, messages, go, start),
                                  name=f"loadgen-{p}", daemon=True)
                  for p in range(config.processes)]
     for process in processes:
