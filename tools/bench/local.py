@@ -1,0 +1,72 @@
+"""Processes a benchmark starts on this machine: free loopback ports and stopping for sure.
+
+Exists so every benchmark that starts servers (bench cluster, bench scale, the etcd members)
+picks ports the same way and stops what it started the same way: each server runs in its own
+session (so its process group holds it and everything it forked), and stopping sends SIGTERM,
+waits within a bound, then SIGKILLs the whole group, so nothing outlives the benchmark even if
+a server hangs or the benchmark is interrupted.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import socket
+import subprocess
+import time
+
+PORT_LOW = 10_000
+PORT_TRIES = 200
+
+
+def _ephemeral_low() -> int:
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as source:
+        return int(source.read().split()[0])
+
+
+def free_ports(offsets: list[int]) -> int:
+    """A base port B such that B + each offset is free on 127.0.0.1, all below the ephemeral
+    range (an outgoing connection must never take a listen port)."""
+    rng = random.Random()
+    high = _ephemeral_low() - max(offsets) - 1
+    assert high > PORT_LOW, "the ephemeral port range leaves no room for listen ports"
+    for _ in range(PORT_TRIES):
+        base = rng.randrange(PORT_LOW, high)
+        try:
+            for offset in offsets:
+                with socket.socket() as probe:
+                    probe.bind(("127.0.0.1", base + offset))
+        except OSError:
+            continue
+        return base
+    raise RuntimeError(f"no free ports for offsets {offsets} after {PORT_TRIES} tries")
+
+
+def stop_all(processes: list[subprocess.Popen], timeout_s: float) -> None:
+    """SIGTERM every running process, wait up to timeout_s in all, then SIGKILL each process
+    group (each was started with start_new_session=True, so its group id is its pid)."""
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    for process in processes:
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
+    for process in processes:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)  # what it forked, or itself if it hung
+        except (ProcessLookupError, PermissionError):
+            pass
+        process.wait()
+
+
+def group_alive(pid: int) -> bool:
+    """Whether any process is left in the process group `pid` led."""
+    try:
+        os.killpg(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
