@@ -9,6 +9,11 @@ from __future__ import annotations
 import argparse
 import importlib
 
+class BenchError(Exception):
+    """The benchmark cannot run (a missing tool, a server that did not start): the message
+    says why and what to do; the command exits 2 after everything it started is stopped."""
+
+
 HELP = "run a benchmark and print its table (--json FILE for machine-readable figures)"
 
 # kind -> module exposing HELP, add_arguments(parser), run(args) -> dict of flat figures.
@@ -18,6 +23,7 @@ KINDS: dict[str, str] = {
     "journal": "tools.bench.journal",
     "ring": "tools.bench.ring",
     "codec": "tools.bench.codec",
+    "cluster": "tools.bench.cluster",
 }
 
 
@@ -33,9 +39,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
+
     from tools.bench.report import write_json
 
-    figures = args._bench.run(args)
+    try:
+        figures = args._bench.run(args)
+    except BenchError as exc:
+        print(f"metavsr bench {args.kind}: {exc}", file=sys.stderr)
+        return 2
     if args.json:
         write_json(args.json, figures)
     return 0

@@ -1,0 +1,152 @@
+"""A metavsr cluster a benchmark owns: created in a fresh dir, started, found, stopped.
+
+Exists so `bench cluster` and `bench scale` run the same local cluster `metavsr cluster up`
+runs (tools/cluster.py's creation, configs and `metavsr serve` processes), on free ports, and
+always stop it (tools/bench/local.py). `bench scale` starts from a catalogue it built: the
+replicas are then formatted with that state as their op-0 checkpoint, which is how the root
+user's state reaches a new cluster too (core/storage/datadir.format_data_dir).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import subprocess
+import time
+from collections.abc import Callable
+
+import orjson
+
+from core.storage import datadir
+from net import iggy
+from net.client import ClientError, _parse_roster
+from net.iggy import Code
+from net.operations import MetadataClient
+from tools import cluster as cluster_tool
+from tools import cluster_files
+from tools.bench import BenchError, local
+
+STOP_TIMEOUT_S = 20.0
+ROLES = ("net", "replication", "journal", "owner", "snapshot")
+
+# (cluster id, root password) -> the replicas' initial checkpoint sections.
+Sections = Callable[[int, str], dict]
+
+
+class MetavsrCluster:
+    def __init__(self, directory: str, replicas: int = 3, journal: str = "segmented"):
+        self.directory = directory
+        self.replicas = replicas
+        self.journal = journal
+        self.processes: list[subprocess.Popen] = []
+        self.configs: list[str] = []
+        self.addresses: list[tuple[str, int]] = []
+        self.cluster_id = 0
+
+    def create(self, sections: Sections | None = None) -> None:
+        base = local.free_ports([*range(self.replicas),
+                                 *range(cluster_tool.PEER_PORT_OFFSET,
+                                        cluster_tool.PEER_PORT_OFFSET + self.replicas)])
+        args = argparse.Namespace(replicas=self.replicas, base_port=base, journal=self.journal)
+        if sections is None:
+            self.configs = cluster_tool._create_or_resume(self.directory, args)
+        else:
+            self.configs = self._create_with(sections, args)
+        self.addresses = cluster_files.cluster_addresses(self.directory)
+        document = orjson.loads(open(os.path.join(self.directory, cluster_files.CLUSTER_FILE),
+                                     "rb").read())
+        self.cluster_id = document["cluster_id"]
+
+    def _create_with(self, sections: Sections, args: argparse.Namespace) -> list[str]:
+        """As `cluster up` creates a cluster, with the initial state `sections` builds."""
+        os.makedirs(self.directory)
+        cluster_id = int.from_bytes(secrets.token_bytes(8), "little") | 1
+        password = secrets.token_urlsafe(18)
+        fd = os.open(os.path.join(self.directory, cluster_files.CREDENTIALS_FILE),
+                     os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(f"username={cluster_tool.ROOT_USERNAME}\npassword={password}\n")
+        initial = sections(cluster_id, password)
+        replicas = []
+        for index in range(args.replicas):
+            data_dir = os.path.join(self.directory, f"replica-{index}")
+            datadir.format_data_dir(data_dir, cluster=cluster_id, replica=index,
+                                    replica_count=args.replicas, journal_backend=args.journal,
+                                    initial_sections=initial)
+            replicas.append({
+                "client": f"127.0.0.1:{args.base_port + index}",
+                "peer": f"127.0.0.1:{args.base_port + cluster_tool.PEER_PORT_OFFSET + index}",
+                "data_dir": data_dir,
+                "config": os.path.join(self.directory, f"replica-{index}.toml")})
+        for index, replica in enumerate(replicas):
+            with open(replica["config"], "w") as out:
+                out.write(cluster_tool._config_text(cluster_id, index, replica["data_dir"],
+                                                    replicas))
+        with open(os.path.join(self.directory, cluster_files.CLUSTER_FILE), "wb") as out:
+            out.write(orjson.dumps({"cluster_id": cluster_id, "replicas": replicas}))
+        return [replica["config"] for replica in replicas]
+
+    def start(self) -> None:
+        """Start every replica and wait until a client can log in (BenchError if not)."""
+        for index, config in enumerate(self.configs):
+            self.processes.append(cluster_tool._start(self.directory, index, config))
+        if not cluster_tool._wait_ready(self.directory, self.addresses, self.processes, []):
+            raise BenchError(f"the metavsr cluster did not start; logs: "
+                             f"{self.directory}/replica-*.log")
+
+    def credentials(self) -> tuple[str, str]:
+        return cluster_files.read_credentials(self.directory)
+
+    def login_body(self) -> bytes:
+        return iggy.login_body(*self.credentials())
+
+    def primary(self) -> int:
+        """The index of the replica the roster names as leader."""
+        client = MetadataClient(list(self.addresses), timeout_s=2.0, deadline_s=10.0)
+        try:
+            client.login(*self.credentials())
+            roster = _parse_roster(client.read(Code.GET_CLUSTER_METADATA))
+            client.logout()
+        except ClientError as exc:
+            raise BenchError(f"cannot read the roster: {exc}") from None
+        finally:
+            client.close()
+        for node in roster:
+            if node.leader:
+                return self.addresses.index((node.ip, node.tcp_port))
+        raise BenchError("the roster names no leader")
+
+    def role_pids(self, index: int) -> dict[str, int]:
+        """Role name -> pid of replica `index`'s current run (from its supervisor's log)."""
+        pids: dict[str, int] = {}
+        with open(os.path.join(self.directory, f"replica-{index}.log"), "rb") as log:
+            for line in log:
+                if b"role_spawned" not in line:
+                    continue
+                try:
+                    event = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    continue
+                if event.get("event") == "role_spawned":
+                    pids[event["role_name"]] = event["pid"]  # a later run replaces earlier
+        return pids
+
+    def rss_bytes(self, pid: int) -> int:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        return 0
+
+    def stop(self) -> None:
+        local.stop_all(self.processes, STOP_TIMEOUT_S)
+
+    def wait_stopped(self, timeout_s: float = 5.0) -> bool:
+        """Whether every replica's process group is gone (roles included) within timeout_s."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if not any(local.group_alive(p.pid) for p in self.processes):
+                return True
+            time.sleep(0.05)
+        return False
