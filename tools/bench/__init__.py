@@ -24,6 +24,7 @@ KINDS: dict[str, str] = {
     "ring": "tools.bench.ring",
     "codec": "tools.bench.codec",
     "cluster": "tools.bench.cluster",
+    "scale": "tools.bench.scale",
 }
 
 

@@ -48,11 +48,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"{SMOKE_STREAMS} streams, {SMOKE_USERS} users: finishes in seconds")
 
 
-class _Builder:
-    """Applies create operations as the owner would after commit (root, one session)."""
+class Builder:
+    """Applies create operations as the owner would after commit (root, one session).
 
-    def __init__(self) -> None:
-        self.mux = MuxStateMachine(_PASSWORD_HASH)
+    root_hash: the root user's password hash (a real one when a cluster starts from it).
+    one_op: apply everything as requests of one prepare, op 1 (timestamps still advance), so
+    a cluster formatted with this state at op 0 applies its own op 1 onwards in order."""
+
+    def __init__(self, root_hash: bytes = _PASSWORD_HASH, one_op: bool = False) -> None:
+        self.mux = MuxStateMachine(root_hash)
+        self.one_op = one_op
         self.op = 1
         self.request = 0
         status, _ = self.mux.apply(self.op, 1, _CLIENT, 0, 0, 0, _OP_REGISTER,
@@ -63,7 +68,7 @@ class _Builder:
     def apply(self, operation: int, body: bytes) -> None:
         self.op += 1
         self.request += 1
-        status, _ = self.mux.apply(self.op, self.op, _CLIENT, self.session, self.request, 0,
+        status, _ = self.mux.apply(1 if self.one_op else self.op, self.op, _CLIENT, self.session, self.request, 0,
                                    operation, body)
         if status:
             raise RuntimeError(f"operation {operation} failed with status {status}")
@@ -79,7 +84,16 @@ class _Builder:
                        uw.encode_create_user(f"user-{user}", _PASSWORD_HASH, 1, None, {}))
 
 
-def _timed(action):
+def open_store(directory: str):
+    """A formatted data dir under directory: its superblock, snapshot store and writer."""
+    root = os.path.join(directory, "data")
+    datadir.format_data_dir(root, cluster=_CLUSTER, replica=0, replica_count=3)
+    superblock = datadir.open_data_dir(root, cluster=_CLUSTER, replica=0)
+    store = SnapshotStore(datadir.Paths(root).snapshots)
+    return superblock, store, SnapshotWriter(superblock, store, None)
+
+
+def timed(action):
     began = time.perf_counter()
     result = action()
     return result, time.perf_counter() - began
@@ -88,25 +102,21 @@ def _timed(action):
 def run(args: argparse.Namespace) -> dict[str, float]:
     streams = SMOKE_STREAMS if args.smoke else args.streams
     users = SMOKE_USERS if args.smoke else args.users
-    builder = _Builder()
-    _, build_s = _timed(lambda: builder.build(streams, args.topics_per_stream, users))
+    builder = Builder()
+    _, build_s = timed(lambda: builder.build(streams, args.topics_per_stream, users))
     directory = tempfile.mkdtemp(prefix="metavsr-bench-checkpoint-", dir=args.dir or os.getcwd())
     try:
-        root = os.path.join(directory, "data")
-        datadir.format_data_dir(root, cluster=_CLUSTER, replica=0, replica_count=3)
-        superblock = datadir.open_data_dir(root, cluster=_CLUSTER, replica=0)
-        store = SnapshotStore(datadir.Paths(root).snapshots)
-        writer = SnapshotWriter(superblock, store, None)
-        sections, serialise_s = _timed(builder.mux.snapshot)
+        superblock, store, writer = open_store(directory)
+        sections, serialise_s = timed(builder.mux.snapshot)
         total_bytes = sum(len(data) for _, data in sections.values())
-        written, write_s = _timed(lambda: writer.checkpoint(
+        written, write_s = timed(lambda: writer.checkpoint(
             SnapshotRequest(builder.op, 0, builder.op, sections)))
-        loaded, load_s = _timed(lambda: store.load(written.header.op, written.header.checksum))
-        _, restore_s = _timed(lambda: MuxStateMachine().restore(loaded.sections))
+        loaded, load_s = timed(lambda: store.load(written.header.op, written.header.checksum))
+        _, restore_s = timed(lambda: MuxStateMachine().restore(loaded.sections))
         builder.apply(_OP_CREATE_USER,
                       uw.encode_create_user("one-more-user", _PASSWORD_HASH, 1, None, {}))
-        changed, serialise_one_s = _timed(builder.mux.snapshot)
-        _, write_one_s = _timed(lambda: writer.checkpoint(
+        changed, serialise_one_s = timed(builder.mux.snapshot)
+        _, write_one_s = timed(lambda: writer.checkpoint(
             SnapshotRequest(builder.op, 0, builder.op, changed)))
         superblock.close()
     finally:
