@@ -3,15 +3,15 @@
 Exists so `bench cluster` and `bench scale` run the same local cluster `metavsr cluster up`
 runs (tools/cluster.py's creation, configs and `metavsr serve` processes), on free ports, and
 always stop it (tools/bench/local.py). `bench scale` starts from a catalogue it built: the
-replicas are then formatted with that state as their op-0 checkpoint, which is how the root
-user's state reaches a new cluster too (core/storage/datadir.format_data_dir).
+replicas' data dirs are then formatted again with that state as their op-0 checkpoint, which
+is how the root user's state reaches a new cluster too (core/storage/datadir.format_data_dir).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import secrets
+import shutil
 import subprocess
 import time
 from collections.abc import Callable
@@ -45,47 +45,27 @@ class MetavsrCluster:
         self.cluster_id = 0
 
     def create(self, sections: Sections | None = None) -> None:
-        base = local.free_ports([*range(self.replicas),
-                                 *range(cluster_tool.PEER_PORT_OFFSET,
-                                        cluster_tool.PEER_PORT_OFFSET + self.replicas)])
-        args = argparse.Namespace(replicas=self.replicas, base_port=base, journal=self.journal)
-        if sections is None:
-            self.configs = cluster_tool._create_or_resume(self.directory, args)
-        else:
-            self.configs = self._create_with(sections, args)
+        """Create the cluster as `cluster up` does; with `sections`, then re-format every data
+        dir with the state it builds (same cluster id, replica, backend), so only the initial
+        state differs from a cluster `cluster up` made."""
+        offsets = []
+        for offset in (0, cluster_tool.PEER_PORT_OFFSET, cluster_tool.METRICS_PORT_OFFSET):
+            offsets += range(offset, offset + self.replicas)
+        args = argparse.Namespace(replicas=self.replicas, base_port=local.free_ports(offsets),
+                                  journal=self.journal)
+        self.configs = cluster_tool._create_or_resume(self.directory, args)
         self.addresses = cluster_files.cluster_addresses(self.directory)
         document = orjson.loads(open(os.path.join(self.directory, cluster_files.CLUSTER_FILE),
                                      "rb").read())
         self.cluster_id = document["cluster_id"]
-
-    def _create_with(self, sections: Sections, args: argparse.Namespace) -> list[str]:
-        """As `cluster up` creates a cluster, with the initial state `sections` builds."""
-        os.makedirs(self.directory)
-        cluster_id = int.from_bytes(secrets.token_bytes(8), "little") | 1
-        password = secrets.token_urlsafe(18)
-        fd = os.open(os.path.join(self.directory, cluster_files.CREDENTIALS_FILE),
-                     os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.write(f"username={cluster_tool.ROOT_USERNAME}\npassword={password}\n")
-        initial = sections(cluster_id, password)
-        replicas = []
-        for index in range(args.replicas):
-            data_dir = os.path.join(self.directory, f"replica-{index}")
-            datadir.format_data_dir(data_dir, cluster=cluster_id, replica=index,
-                                    replica_count=args.replicas, journal_backend=args.journal,
+        if sections is None:
+            return
+        initial = sections(self.cluster_id, self.credentials()[1])
+        for index, replica in enumerate(document["replicas"]):
+            shutil.rmtree(replica["data_dir"])
+            datadir.format_data_dir(replica["data_dir"], cluster=self.cluster_id, replica=index,
+                                    replica_count=self.replicas, journal_backend=self.journal,
                                     initial_sections=initial)
-            replicas.append({
-                "client": f"127.0.0.1:{args.base_port + index}",
-                "peer": f"127.0.0.1:{args.base_port + cluster_tool.PEER_PORT_OFFSET + index}",
-                "data_dir": data_dir,
-                "config": os.path.join(self.directory, f"replica-{index}.toml")})
-        for index, replica in enumerate(replicas):
-            with open(replica["config"], "w") as out:
-                out.write(cluster_tool._config_text(cluster_id, index, replica["data_dir"],
-                                                    replicas))
-        with open(os.path.join(self.directory, cluster_files.CLUSTER_FILE), "wb") as out:
-            out.write(orjson.dumps({"cluster_id": cluster_id, "replicas": replicas}))
-        return [replica["config"] for replica in replicas]
 
     def start(self) -> None:
         """Start every replica and wait until a client can log in (BenchError if not)."""
