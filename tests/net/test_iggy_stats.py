@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import os
 import struct
 
 from net import describe_options, iggy
 from net.gateway import Gateway, Reply, ToOwner
 from net.iggy import Code, Operation
-
-VECTORS = "/work/shared/iggy-vectors/sdk_frames.jsonl"
+from tests.conftest import load_sdk_calls
 
 
 def _vector(method: str, args: dict | None = None) -> dict:
-    with open(VECTORS) as source:
-        for line in source:
-            call = json.loads(line)
-            if call["method"] == method and (args is None or call["args"] == args):
-                return call
+    for call in load_sdk_calls():
+        if call["method"] == method and (args is None or call["args"] == args):
+            return call
     raise AssertionError(f"no vector for {method}")
 
 
