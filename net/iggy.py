@@ -327,7 +327,8 @@ def stats_body(stats: Stats) -> bytes:
     out = bytearray(_STATS_FIXED.pack(*values))
     for text in (stats.hostname, stats.os_name, stats.os_version, stats.kernel_version,
                  stats.server_version):
-        out += _len_u32(text.encode()[:NAME8_MAX])
+        # Bounded, and cut on a character boundary so the SDK's UTF-8 check still passes.
+        out += _len_u32(text.encode()[:NAME8_MAX].decode(errors="ignore").encode())
     out += _STATS_TAIL.pack(_clamp(stats.server_semver, "I"), 0, _clamp(stats.threads, "I"),
                             _clamp(stats.free_disk, "Q"), _clamp(stats.total_disk, "Q"))
     return bytes(out)
@@ -337,7 +338,10 @@ def parse_stats(payload: bytes) -> Stats:
     """The client side of stats_body (cache metrics, which metavsr never sends, skipped)."""
     reader = _Reader(payload)
     fixed = _STATS_FIXED.unpack(reader.take(_STATS_FIXED.size))
-    strings = [reader.take(reader.u32()).decode() for _ in range(_STATS_STRINGS)]
+    try:
+        strings = [reader.take(reader.u32()).decode() for _ in range(_STATS_STRINGS)]
+    except UnicodeDecodeError:
+        raise ProtocolError("a stats string is not UTF-8") from None
     semver, cache_count = struct.unpack("<II", reader.take(8))
     reader.take(cache_count * _CACHE_METRIC_SIZE)
     threads, free_disk, total_disk = struct.unpack("<IQQ", reader.take(20))

@@ -43,6 +43,8 @@ def test_stats_fields_are_clamped_to_their_width_rather_than_failing():
     huge = stats.__class__(**{**stats.__dict__, "streams": 1 << 40, "free_disk": -5})
     again = iggy.parse_stats(iggy.stats_body(huge))
     assert again.streams == (1 << 32) - 1 and again.free_disk == 0
+    long_name = stats.__class__(**{**stats.__dict__, "hostname": "é" * 200})
+    assert iggy.parse_stats(iggy.stats_body(long_name)).hostname == "é" * 127
 
 
 def test_describe_options_bodies_follow_the_accepted_layout():
