@@ -29,7 +29,6 @@ from domains.codec import KIND_STRING, MalformedResult, Options
 from domains.errors import CATALOGUE
 from domains.permissions import Permissions
 from net.client import Client, ClientError, SessionLost, Unavailable
-from net import iggy
 from net.iggy import Code, Operation
 
 U32_MAX = (1 << 32) - 1
@@ -283,10 +282,3 @@ class MetadataClient(Client):
 
     def get_tokens(self, *, stale: bool = False) -> list[uw.TokenInfo]:
         return uw.decode_token_list(self.read(Code.GET_PERSONAL_ACCESS_TOKENS, stale=stale))
-
-    # --- server -----------------------------------------------------------------------------
-
-    def get_stats(self) -> iggy.Stats:
-        """The answering replica's figures in Iggy's Stats layout: catalogue counts from its
-        state, process figures of its processes (needs read_servers)."""
-        return iggy.parse_stats(self.read(Code.GET_STATS))
