@@ -106,6 +106,22 @@ def _ring_metrics() -> tuple[Metric, ...]:
     return tuple(metrics)
 
 
+# Refusals of hostile or broken input by the net role (docs/SECURITY.md), one sample per event.
+SECURITY_EVENTS = (
+    "logins_failed", "logins_throttled", "closed_login_failures", "refused_unauthenticated",
+    "closed_in_flight", "refused_op_size", "protocol_errors", "refused_over_limit",
+    "handshake_timeouts", "slow_frames_closed", "idle_closed", "slow_readers_closed",
+    "tls_failed", "peer_auth_failures", "bad_peer_frames",
+)
+
+
+def _security_metrics() -> tuple[Metric, ...]:
+    return tuple(Metric("metavsr_security_events_total", "counter",
+                        "Hostile or broken input refused by the net role, by event.",
+                        "net", f"security_{event}", (("event", event),))
+                 for event in SECURITY_EVENTS)
+
+
 CATALOGUE: tuple[Metric | Histogram, ...] = (
     Metric("metavsr_role_ready", "gauge", "1 once the role has reported ready.",
            None, "ready"),
@@ -157,7 +173,7 @@ CATALOGUE: tuple[Metric | Histogram, ...] = (
     Metric("metavsr_bad_frames_total", "counter",
            "Frames refused by framing or checksum checks (the connection is closed).",
            "net", "bad_frames"),
-) + _ring_metrics()
+) + _ring_metrics() + _security_metrics()
 
 
 def _counter_names() -> tuple[str, ...]:

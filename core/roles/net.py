@@ -51,6 +51,7 @@ from net.loop import Connection, EventLoop, Handler, LoopLimits
 from net.wire import Command, FrameError
 
 RECONNECT_INTERVAL_S = 0.1
+PUBLISH_INTERVAL_S = 0.5  # security counters to the shared metrics block
 FORWARDED_CONN_FIRST = 1 << 31  # pseudo connection ids of forwarded requests start here
 FORWARDED_MAX = 65_536  # forwarded requests awaiting a reply; the oldest are forgotten
 POP_BATCH_MAX = 512
@@ -124,6 +125,17 @@ class NetRole(Handler):
         if self.clock() >= self._next_dial_s:
             self._dial_missing()
             self.loop.close_idle()
+
+    def security_counts(self) -> dict[str, int]:
+        """Every security event counted so far (metrics.SECURITY_EVENTS), by name."""
+        sources = (self.gateway.counters, self.loop.counters)
+        counts = {"peer_auth_failures": self.peer_auth_failures,
+                  "bad_peer_frames": self.bad_peer_frames}
+        for event in metrics.SECURITY_EVENTS:
+            for source in sources:
+                if hasattr(source, event):
+                    counts[event] = getattr(source, event)
+        return counts
 
     def close(self) -> None:
         self._jobs.shutdown(wait=False, cancel_futures=True)
@@ -417,6 +429,7 @@ def run(context) -> None:
     meter = metrics.Meter(handle.counters, "net", ends.producers)
     handle.ready()
     log.info("net_ready", client_port=config.replicas[config.replica].client_port)
+    publish_at = 0.0
     while not handle.stop_requested():
         handle.beat()
         role.turn()
@@ -425,4 +438,8 @@ def run(context) -> None:
         meter.set("peer_connections", len(role.loop.connections) - clients)
         meter.set("bad_frames", role.loop.counters.bad_frames)
         meter.rings()
+        if time.monotonic() >= publish_at:
+            publish_at = time.monotonic() + PUBLISH_INTERVAL_S
+            for event, count in role.security_counts().items():
+                meter.set(f"security_{event}", count)
     role.close()
