@@ -26,9 +26,10 @@ from net.iggy import Code, Operation
 from net.operations import MetadataClient
 from net.throttle import FREE_FAILURES
 from net.wire import Command
-from tests.integration.test_cluster import Cluster, _free_base_port
+from tests.integration.test_cluster import Cluster
 from tests.ops.prometheus_text import parse
 from tools import cluster as cluster_tool
+from tools import cluster_files
 
 CONNECTIONS_MAX = 40
 HANDSHAKE_TIMEOUT_S = 1.0
@@ -39,13 +40,11 @@ HOSTILE_FRAMES = 10_000
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     cluster = Cluster(str(tmp_path_factory.mktemp("security") / "cluster"))
-    metrics_base = _free_base_port()
-    cluster.metrics_ports = [metrics_base + index for index in range(3)]
-    for config, port in zip(cluster.configs, cluster.metrics_ports):
-        text = open(config).read()
-        with open(config, "w") as out:
-            out.write(f'metrics_address = "127.0.0.1:{port}"\n' + text +
-                      f"[limits]\nconnections_max = {CONNECTIONS_MAX}\n"
+    cluster.metrics_ports = [port for _host, port in
+                             cluster_files.metrics_addresses(cluster.directory)]
+    for config in cluster.configs:
+        with open(config, "a") as out:
+            out.write(f"[limits]\nconnections_max = {CONNECTIONS_MAX}\n"
                       f"handshake_timeout_s = {HANDSHAKE_TIMEOUT_S}\n")
     for index in range(3):
         cluster.start(index)

@@ -21,16 +21,13 @@ from net.iggy import Operation
 from net.loop import LoopLimits
 from net.wire import Command
 from shm import naming
+from tests.integration.test_cluster import _free_base_port
 
 CLUSTER = 9377
 CLUSTER_BYTES = wire.cluster_bytes(CLUSTER)
 KEY = bytes.fromhex(auth.new_cluster_key())
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class _Replica:
@@ -81,8 +78,10 @@ class _Replica:
 
 
 def _replicas(count: int = 3):
-    return tuple(ReplicaAddress("127.0.0.1", _free_port(), "127.0.0.1", _free_port())
-                 for _ in range(count))
+    # Below the ephemeral range (a bind-0 port may be taken by a dial before we listen on it).
+    base = _free_base_port()
+    return tuple(ReplicaAddress("127.0.0.1", base + i, "127.0.0.1", base + 100 + i)
+                 for i in range(count))
 
 
 @pytest.fixture
