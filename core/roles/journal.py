@@ -129,7 +129,13 @@ def run(context) -> None:
         if out:
             producer.push_batch(out)
         meter.set("durable_op", role.journal.op_max)
+    # Stopping: replication stopped first (reverse start order), so the journal ring holds all
+    # it will ever get: write it (in recovery-window groups, as above); nobody takes answers.
+    while consumer.pending():
+        wiring.drain(consumer, IN_FLIGHT_OPS_MAX, lambda record: role.handle(record, []))
+        role.flush([])
     role.flush([])
+    log.info("journal_stopped", op_max=role.journal.op_max)
 
 
 def _size_bytes(path: str) -> int:

@@ -214,3 +214,13 @@ def run(context) -> None:
         if out.snapshot:
             snapshot.push_batch(out.snapshot)
         meter.set("applied_op", owner.applied_op)
+    # Stopping: replication stopped first (reverse start order), so the apply ring holds all
+    # the owner will ever get: apply it. Net and replication are gone, so no reply or APPLIED
+    # is sent; a checkpoint's sections still go to the snapshot role, which stops after us.
+    while ends.consumers["apply"].pending():
+        out = Outputs()
+        wiring.drain(ends.consumers["apply"], POP_BATCH_MAX,
+                     lambda record: owner.handle(record, out))
+        if out.snapshot:
+            snapshot.push_batch(out.snapshot)
+    log.info("owner_stopped", applied_op=owner.applied_op)

@@ -281,3 +281,5 @@ def run(context) -> None:
         if out.apply:
             producers["apply"].push_batch(out.apply)
         counting.turn()
+    log.info("replication_stopped", view=core.view, commit=core.commit_max,
+             handed_to_apply=core.commit_min, head=core.log.head)

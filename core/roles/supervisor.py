@@ -14,8 +14,11 @@ It owns the life of the role processes and nothing of their work:
   is sent only while every role's heartbeat counter moves, so a hung role stops the pings;
 - serves Prometheus metrics on metrics_address (if set) from the counters, started once the
   roles are forked (no thread may exist at fork time);
-- on SIGTERM/SIGINT: STOPPING=1, raises the stop flag the roles poll, waits for them within a
-  bound (then kills), unlinks, exits 0.
+- on SIGTERM/SIGINT: STOPPING=1, then stops the roles one by one in the reverse of their
+  start order, each by its own stop flag and after the previous one exited (for `serve`:
+  net first, so nothing new is taken; replication, so nothing new is decided; then the owner
+  applies what it was handed, and the journal writes what it was handed, last). All of it
+  within one bound, after which what is left is killed; unlinks, exits 0.
 """
 
 from __future__ import annotations
@@ -110,7 +113,7 @@ class RoleHandle:
     def __init__(self, context: RoleContext):
         self.counters = context.attach_counters()
         self._heartbeat = self.counters.slot(context.role, "heartbeat")
-        self._stop = self.counters.slot("supervisor", "stop")
+        self._stop = self.counters.slot(context.role, "stop")
         self._ready = self.counters.slot(context.role, "ready")
 
     def ready(self) -> None:
@@ -272,11 +275,13 @@ class Supervisor:
 
     def _shutdown(self, failed: bool) -> int:
         self.notifier.stopping()
-        self.counters.set("supervisor", "stop", 1)
         deadline = time.monotonic() + STOP_TIMEOUT_S
-        for name, process in self.processes.items():
+        # Reverse start order: a role stops after every role that feeds it, so what reached
+        # its rings is all it will get and it can finish that before it exits.
+        for name, process in reversed(self.processes.items()):
             if failed and process.exitcode is None:
                 process.kill()  # fail-stop: no role may go on acting for a broken replica
+            self.counters.set(name, "stop", 1)
             process.join(timeout=max(0.0, deadline - time.monotonic()))
             if process.exitcode is None:
                 log.error("role_killed_after_stop_timeout", role_name=name)

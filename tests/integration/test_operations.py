@@ -220,10 +220,13 @@ def test_sigterm_under_load_exits_0_and_keeps_every_acknowledged_write(cluster):
     for index in others:
         assert cluster.processes[index].wait(timeout=EXIT_BOUND_S) == 0
     for index in range(3):
-        with open(os.path.join(cluster.directory, f"replica-{index}.log")) as log:
-            stopped = [orjson.loads(line) for line in log
-                       if '"event":"replica_stopped"' in line]
-        assert stopped and stopped[-1]["clean"] is True, index
+        events = _events(cluster, index, "replica_stopped", "replication_stopped",
+                         "owner_stopped")
+        assert events["replica_stopped"]["clean"] is True, index
+        # Roles stop in reverse start order: the owner applied every op replication handed
+        # it before it exited.
+        assert events["owner_stopped"]["applied_op"] == events["replication_stopped"][
+            "handed_to_apply"], (index, events)
     assert not [n for n in os.listdir("/dev/shm") if n.startswith(_shm_prefix(cluster))]
     for index in range(3):
         cluster.start(index)
@@ -231,6 +234,18 @@ def test_sigterm_under_load_exits_0_and_keeps_every_acknowledged_write(cluster):
     names = {stream.name for stream in client.get_streams()}
     missing = set(acked) - names
     assert not missing, f"{len(missing)} acknowledged writes lost: {sorted(missing)[:5]}"
+
+
+def _events(cluster: Cluster, index: int, *names: str) -> dict[str, dict]:
+    """The latest event of each name in a replica's log."""
+    found: dict[str, dict] = {}
+    with open(os.path.join(cluster.directory, f"replica-{index}.log")) as log:
+        for line in log:
+            event = orjson.loads(line) if line.startswith("{") else {}
+            if event.get("event") in names:
+                found[event["event"]] = event
+    assert set(found) == set(names), (index, set(names) - set(found))
+    return found
 
 
 def _shm_prefix(cluster: Cluster) -> str:

@@ -6,7 +6,10 @@ import os
 import sys
 import time
 
+from core import log
 from core.roles.supervisor import RoleHandle, RoleSpec, Supervisor
+
+STOPPING_S = 0.3  # a steady role takes this long to stop, so the order of stops shows
 
 
 def steady(context) -> None:
@@ -15,6 +18,8 @@ def steady(context) -> None:
     while not handle.stop_requested():
         handle.beat()
         time.sleep(0.01)
+    log.info("role_stopping")
+    time.sleep(STOPPING_S)
 
 
 def dies_after_ready(context) -> None:

@@ -3,6 +3,7 @@ observed the way systemd observes them (a NOTIFY_SOCKET datagram socket owned by
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import time
 
+from tests.roles.fake_roles import STOPPING_S
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -58,6 +60,12 @@ def test_ready_status_watchdog_then_stopping_on_sigterm(tmp_path):
     assert _shm_names(9101) == []
     stderr = process.stderr.read().decode()
     assert '"event":"role_start"' in stderr and '"cpus":[0]' in stderr
+    # Roles stop one at a time in the reverse of their start order: r1 has exited (after
+    # STOPPING_S) before r0 is told to stop.
+    stopping = [json.loads(line) for line in stderr.splitlines()
+                if '"event":"role_stopping"' in line]
+    assert [event["role"] for event in stopping] == ["r1", "r0"]
+    assert stopping[1]["ts"] - stopping[0]["ts"] >= STOPPING_S
 
 
 def test_a_dying_role_fails_the_whole_replica(tmp_path):
