@@ -25,7 +25,9 @@ HEADER_SIZE = 256  # net.wire.HEADER_SIZE
 # A write's body grows by at most this much when admission rewrites it (a minted token's hash),
 # and a prepare is header + body: op_size_max + this must fit in a frame and a ring slot.
 OP_REWRITE_SLACK = 1024
-OP_SIZE_MAX_DEFAULT = 32 << 10  # half the default ring slot (core/storage/datadir.py)
+# The default ring slot (core/storage/datadir.py) holds a prepare of this body: a larger op
+# would reach the journal and fail there. Raise it only with a larger slot (or segmented).
+OP_SIZE_MAX_DEFAULT = (64 << 10) - HEADER_SIZE - OP_REWRITE_SLACK
 
 
 class ConfigError(ValueError):

@@ -9,6 +9,10 @@ variable METAVSR_ROOT_PASSWORD, never a default: format refuses to run without o
 stored only as a salted scrypt hash inside the initial state (the checkpoint at op 0, written
 before the superblock). The salt is derived from the cluster id (core.auth.root_salt) so that
 replicas formatted one by one start from byte-identical state.
+
+Cluster key: --new-cluster-key FILE writes a fresh random key (mode 0600, never over an
+existing file) for a cluster formatted by hand: copy that one file to every replica host and
+name it in each config's security.cluster_key_file (docs/SECURITY.md).
 """
 
 from __future__ import annotations
@@ -46,6 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="segmented: a new segment file starts past this size")
     parser.add_argument("--root-password-file", metavar="FILE",
                         help=f"file holding the root user's password (else ${ROOT_PASSWORD_ENV})")
+    parser.add_argument("--new-cluster-key", metavar="FILE",
+                        help="also write a new random cluster key to FILE (mode 0600); give "
+                             "the same file to every replica (security.cluster_key_file)")
     parser.add_argument("dir", metavar="DIR", help="the data dir to create")
 
 
@@ -70,6 +77,10 @@ def _root_password(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.new_cluster_key and os.path.lexists(args.new_cluster_key):
+        print(f"metavsr format: {args.new_cluster_key} exists; a cluster key is never "
+              "overwritten (give the existing file to the configs instead)", file=sys.stderr)
+        return 2
     try:
         sections = initial_state(args.cluster, _root_password(args))
     except (OSError, ValueError) as exc:
@@ -84,6 +95,15 @@ def run(args: argparse.Namespace) -> int:
     except (StorageError, AssertionError) as exc:  # AssertionError: a bound check failed
         print(f"metavsr format: {exc}", file=sys.stderr)
         return 1
+    if args.new_cluster_key:
+        try:
+            auth.write_cluster_key(args.new_cluster_key)
+        except OSError as exc:
+            print(f"metavsr format: cluster key {args.new_cluster_key}: {exc.strerror}",
+                  file=sys.stderr)
+            return 1
+        print(f"wrote a new cluster key to {args.new_cluster_key} (mode 0600): copy it to "
+              "every replica and set security.cluster_key_file in each config")
     geometry = (f"{state.journal_slots} slots x {state.journal_slot_size_bytes} bytes"
                 if state.journal_backend == "ring"
                 else f"segments of {state.journal_segment_size_bytes} bytes")

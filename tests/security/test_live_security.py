@@ -267,7 +267,7 @@ def test_an_oversize_frame_closes_and_an_oversize_op_is_refused(cluster, root):
     sock.sendall(bytes(header))
     assert _closed(sock)
     sock.close()
-    body = iggy.name8("big") + (40_000).to_bytes(4, "little") + b"x" * 40_000
+    body = iggy.name8("big") + (70_000).to_bytes(4, "little") + b"x" * 70_000
     with pytest.raises(ClientError) as too_large:
         root.call(Operation.CREATE_STREAM, body)
     assert too_large.value.code == STATUS_OP_TOO_LARGE

@@ -37,3 +37,19 @@ def test_a_too_short_root_password_is_refused(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("METAVSR_ROOT_PASSWORD", "short")
     assert _format(tmp_path / "r0", 0) == 2
     assert "8..100" in capsys.readouterr().err
+
+
+def test_format_can_write_a_new_cluster_key_and_never_overwrites_one(tmp_path, monkeypatch,
+                                                                     capsys):
+    import os
+    import stat
+    monkeypatch.setenv("METAVSR_ROOT_PASSWORD", "correct horse battery")
+    key = tmp_path / "cluster.key"
+    assert _format(tmp_path / "r0", 0, "--new-cluster-key", str(key)) == 0
+    assert stat.S_IMODE(os.stat(key).st_mode) == 0o600
+    assert len(auth.load_cluster_key(str(key))) == auth.CLUSTER_KEY_BYTES
+    out = capsys.readouterr().out
+    assert key.read_text().strip() not in out
+    before = key.read_text()
+    assert _format(tmp_path / "r1", 1, "--new-cluster-key", str(key)) == 2
+    assert key.read_text() == before and not (tmp_path / "r1").exists()
