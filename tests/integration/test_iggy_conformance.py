@@ -704,12 +704,12 @@ def test_the_sdk_over_tls_validates_the_replica_certificate(tmp_path):
 
     async def ready_client() -> IggyClient:
         deadline = time.monotonic() + 60
-        while True:  # the replicas are starting; a refused dial is expected meanwhile
-            client = IggyClient(config())
+        while True:  # the replicas are starting: a refused dial or a login that waits for a
+            client = IggyClient(config())  # primary is expected meanwhile
             try:
-                await asyncio.wait_for(client.connect(), CALL_TIMEOUT_S)
+                await asyncio.wait_for(client.connect(), 10)
                 return client
-            except RuntimeError:
+            except (RuntimeError, asyncio.TimeoutError):
                 if time.monotonic() > deadline:
                     raise
                 await asyncio.sleep(0.2)
