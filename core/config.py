@@ -183,6 +183,16 @@ def parse(raw: dict[str, Any], base_dir: str = ".") -> Config:
         raise ConfigError(
             "replication.heartbeat_ticks must be below replication.view_change_timeout_ticks, "
             "or backups start view changes against a healthy primary")
+    if replication.checkpoint_interval < 2 * replication.pipeline_max:
+        raise ConfigError(
+            f"replication.checkpoint_interval: {replication.checkpoint_interval} is below "
+            f"2 x pipeline_max = {2 * replication.pipeline_max}; a checkpoint must not start "
+            f"while the pipeline still holds ops of the previous interval")
+    if journal.retention_ops < replication.pipeline_max:
+        raise ConfigError(
+            f"journal.retention_ops: {journal.retention_ops} is below pipeline_max = "
+            f"{replication.pipeline_max}; a lagging backup must still find the ops the "
+            f"pipeline held at the checkpoint")
     if journal.backend == "ring":
         slots_needed = replication.checkpoint_interval + 2 * replication.pipeline_max
         if journal.ring_slots < slots_needed:

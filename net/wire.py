@@ -157,7 +157,10 @@ COMMAND_LAYOUTS: dict[Command, tuple[str, tuple[str, ...]]] = {
     # `commit`: the sender's applied op; headers at or below it are committed, so canonical
     # whoever sends them (the primary's others are canonical for its view).
     Command.HEADERS: ("QQQ104x", ("op_min", "op_max", "commit")),
-    Command.REQUEST_SNAPSHOT: ("QQ112x", ("checkpoint_op", "offset")),
+    # State transfer (core/roles/transfer.py): a lagging replica asks a peer for bytes of its
+    # checkpoint (checksum 0: whichever the peer names now); the chunk's body is the raw
+    # prepare header of checkpoint_op (it anchors the hash chain) followed by the bytes.
+    Command.REQUEST_SNAPSHOT: ("QQQ104x", ("checkpoint_op", "checkpoint_checksum", "offset")),
     Command.SNAPSHOT_CHUNK: (
         "QQ8xQQ88x",
         ("checkpoint_op", "checkpoint_checksum", "offset", "total_size"),

@@ -12,6 +12,8 @@ replication role's records in order and makes them durable.
   CHECKPOINT_WRITTEN+header  the snapshot role's 3 copies are durable: the superblock names the
                              checkpoint, the journal prefix below it minus the retention lag is
                              released, then CHECKPOINT_DONE
+  INSTALL_CHECKPOINT+header  state transfer wrote a peer's checkpoint: the superblock names
+                             it and the log restarts after it, then CHECKPOINT_INSTALLED
 
 Why one role writes both: the superblock has a sequence number and four copies updated in
 turn; two writers would race on them. Ordering within a pass is the order of the records, so
@@ -48,15 +50,19 @@ class JournalRole:
         self._pending: list[bytes] = []
         self._pending_seq = 0
         self.durable_seq = 0
+        self.installed_op = 0  # the newest checkpoint state transfer installed
 
     def handle(self, record: memoryview, out: list[bytes]) -> None:
         """Process one record; answers for the replication role are appended to out."""
         kind = records.kind_of(record)
         if kind == Kind.APPEND:
-            seq, _op, frame = records.read_append(record)
+            seq, op, frame = records.read_append(record)
             check(seq > self._pending_seq, "append sequence numbers must increase")
-            self._pending.append(bytes(frame))
             self._pending_seq = seq
+            # The core learns of an installed checkpoint a moment after this role: an op it
+            # appended meanwhile at or below the checkpoint is in the state already.
+            if op > self.installed_op:
+                self._pending.append(bytes(frame))
             return
         self.flush(out)  # everything before this record is durable before it takes effect
         if kind == Kind.TRUNCATE:
@@ -75,20 +81,31 @@ class JournalRole:
                                    checkpoint_header=header)
             self.journal.truncate_prefix(journal_release_op(op, self.retention_ops))
             out.append(records.checkpoint_done(op))
+        elif kind == Kind.INSTALL_CHECKPOINT:
+            op, checksum, header = records.read_op_checksum(record)
+            check(op > self.superblock.state.checkpoint_op and len(header) == HEADER_SIZE,
+                  f"installed checkpoint {op} must be newer, with its prepare header")
+            self.superblock.update(checkpoint_op=op, checkpoint_checksum=checksum,
+                                   checkpoint_header=header)
+            self.journal.truncate_prefix(op)
+            self.installed_op = op
+            log.info("checkpoint_installed", op=op)
+            out.append(records.checkpoint_installed(op))
         else:
             check(False, f"journal got a record of kind {kind}")
 
     def flush(self, out: list[bytes]) -> None:
         """Write what is pending, one fdatasync, then report the highest durable sequence."""
-        if not self._pending:
+        if self._pending_seq == self.durable_seq:
             return
         pending, self._pending = self._pending, []
-        for start in range(0, len(pending), BATCH_FRAMES_MAX):
-            self.journal.write(pending[start:start + BATCH_FRAMES_MAX])
-        started = time.perf_counter()
-        self.journal.sync()
-        if self.observe_fsync is not None:
-            self.observe_fsync(time.perf_counter() - started)
+        if pending:
+            for start in range(0, len(pending), BATCH_FRAMES_MAX):
+                self.journal.write(pending[start:start + BATCH_FRAMES_MAX])
+            started = time.perf_counter()
+            self.journal.sync()
+            if self.observe_fsync is not None:
+                self.observe_fsync(time.perf_counter() - started)
         self.durable_seq = self._pending_seq
         out.append(records.durable(self.durable_seq))
 

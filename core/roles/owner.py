@@ -4,7 +4,8 @@
 machine: it applies committed prepares in op order (each batch entry exactly once, through
 core/vsr/apply.py and the client table), answers reads whose read-index is satisfied and stale
 reads, answers retries from the client table, looks up stored credentials for the net role's
-admission, and cuts checkpoint sections for the snapshot role. Its outputs are grouped per
+admission, cuts checkpoint sections for the snapshot role, and after a state transfer restores
+the checkpoint the transfer installed (RESTORE). Its outputs are grouped per
 destination ring so the process loop publishes each ring once per pass.
 
 The acting user of a read is the session's user in the replicated client table, never a field
@@ -22,6 +23,8 @@ from core import log
 from core.check import check
 from core.roles import metrics, records, stats, wiring
 from core.roles.state import load_state_machine
+from core.storage.datadir import Paths
+from core.storage.snapshot import SnapshotStore
 from core.roles.supervisor import RoleHandle
 from core.roles.records import Kind, Lookup
 from core.vsr.apply import apply_prepare
@@ -47,9 +50,10 @@ class Outputs:
 
 class Owner:
     def __init__(self, mux: MuxStateMachine, applied_op: int = 0, view: int = 0,
-                 data_dir: str = ""):
+                 data_dir: str = "", snapshots: SnapshotStore | None = None):
         self.mux = mux
         self.data_dir = data_dir  # for the disk figures of get_stats
+        self.snapshots = snapshots
         self.applied_op = applied_op
         self.view = view
         self.last_timestamp_us = 0
@@ -71,6 +75,8 @@ class Owner:
             self._checkpoint(records.read_op(record), out)
         elif kind == Kind.VIEW:
             self.view = records.read_view(record)[0]
+        elif kind == Kind.RESTORE:
+            self._restore(*records.read_op_checksum(record)[:2])
         else:
             check(False, f"owner got a record of kind {kind}")
 
@@ -86,6 +92,20 @@ class Owner:
         out.applied.append(records.applied(op, [
             (entry.client, entry.request, entry.operation, entry.status, entry.result)
             for entry in entries]))
+
+    def _restore(self, op: int, checksum: int) -> None:
+        """State transfer installed checkpoint op (the superblock names it): replace the state.
+        The core applied nothing past applied_op since it asked, so this only moves forward."""
+        check(op > self.applied_op, f"restore of op {op} over applied op {self.applied_op}")
+        check(self.snapshots is not None, "an owner without a data dir cannot restore")
+        started = time.perf_counter()
+        checkpoint = self.snapshots.load(op, checksum)
+        mux = MuxStateMachine()
+        mux.restore(checkpoint.sections)
+        self.mux, self.applied_op = mux, op
+        self.last_timestamp_us = checkpoint.header.timestamp
+        self._last_sections = {}
+        log.info("state_restored", op=op, ms=round((time.perf_counter() - started) * 1000, 1))
 
     # --- reads --------------------------------------------------------------------------
 
@@ -191,7 +211,8 @@ def run(context) -> None:
     config = config_mod.load(context.settings["config_path"])
     ends = wiring.attach(wiring.geometry_of(config), "owner", context.settings["net_event_fd"])
     mux, applied_op = load_state_machine(config.data_dir, config.cluster_id, config.replica)
-    owner = Owner(mux, applied_op, data_dir=config.data_dir)
+    owner = Owner(mux, applied_op, data_dir=config.data_dir,
+                  snapshots=SnapshotStore(Paths(config.data_dir).snapshots))
     consumers = (ends.consumers["apply"], ends.consumers["owner_net"])
     replies, applied, snapshot = (ends.producers["replies"], ends.producers["applied"],
                                   ends.producers["snapshot"])

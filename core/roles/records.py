@@ -19,6 +19,14 @@ Rings and their records (producer -> consumer):
   snapshot_done snapshot -> replication  CHECKPOINT_WRITTEN (3 copies durable)
   journal   (also)                    CHECKPOINT_WRITTEN + header: name it in the superblock
   durable   (also)                    CHECKPOINT_DONE (superblock names it, prefix released)
+
+State transfer (core/roles/transfer.py drives it from the replication role):
+  transfer  replication -> snapshot  SERVE (a peer's REQUEST_SNAPSHOT), STORE (a received
+                                     SNAPSHOT_CHUNK), INSTALL (the .part file is complete)
+  snapshot_done (also)               SEND_PEER (a chunk for a peer), CHUNK_STORED, INSTALLED
+  journal   (also)                   INSTALL_CHECKPOINT + header: name it, restart the log
+  durable   (also)                   CHECKPOINT_INSTALLED
+  apply     (also)                   RESTORE: the owner loads the installed checkpoint
 """
 
 from __future__ import annotations
@@ -56,6 +64,14 @@ class Kind(enum.IntEnum):
     SECTIONS = 38  # [op u64][view u32][timestamp u64][offset u64][total u64] + chunk
     CHECKPOINT_WRITTEN = 39  # [op u64][checksum u64] (+ the op's raw prepare header when the
     #                          replication role forwards it to the journal role)
+    SERVE = 40  # [from replica u8] + REQUEST_SNAPSHOT frame
+    STORE = 41  # SNAPSHOT_CHUNK frame, accepted by the transfer: write it into the .part file
+    INSTALL = 42  # [op u64][checksum u64]: verify the .part file, write it as 3 copies
+    CHUNK_STORED = 43  # [op u64][checksum u64][end u64][total u64]
+    INSTALLED = 44  # [op u64][checksum u64] (checksum 0: the received file did not verify)
+    INSTALL_CHECKPOINT = 45  # [op u64][checksum u64] + raw prepare header of op
+    CHECKPOINT_INSTALLED = 46  # [op u64]
+    RESTORE = 47  # [op u64][checksum u64]
 
 
 class Lookup(enum.IntEnum):
@@ -79,6 +95,7 @@ _SEQ_OP = struct.Struct("<BQQ")
 _VIEWS = struct.Struct("<BII")
 _PERSIST_VIEW = struct.Struct("<BIIQ")
 _OP_CHECKSUM = struct.Struct("<BQQ")
+_CHUNK_STORED = struct.Struct("<BQQQQ")
 
 
 def kind_of(record: memoryview | bytes) -> int:
@@ -227,8 +244,40 @@ def read_checkpoint_written(record: memoryview) -> tuple[int, int, bytes]:
     return op, checksum, bytes(record[_OP_CHECKSUM.size:])
 
 
+def op_checksum(kind: Kind, op: int, checksum: int, tail: bytes = b"") -> bytes:
+    """INSTALL, INSTALLED, INSTALL_CHECKPOINT (tail: the prepare header) or RESTORE."""
+    return _OP_CHECKSUM.pack(kind, op, checksum) + tail
+
+
+def read_op_checksum(record: memoryview) -> tuple[int, int, bytes]:
+    """(op, checksum, tail) of a record made by op_checksum (or CHECKPOINT_WRITTEN)."""
+    _, op, checksum = _OP_CHECKSUM.unpack_from(record)
+    return op, checksum, bytes(record[_OP_CHECKSUM.size:])
+
+
+def serve(replica: int, frame: bytes | memoryview) -> bytes:
+    return _FROM.pack(Kind.SERVE, replica) + frame
+
+
+def store(frame: bytes | memoryview) -> bytes:
+    return _KIND.pack(Kind.STORE) + frame
+
+
+def chunk_stored(op: int, checksum: int, end: int, total: int) -> bytes:
+    return _CHUNK_STORED.pack(Kind.CHUNK_STORED, op, checksum, end, total)
+
+
+def read_chunk_stored(record: memoryview) -> tuple[int, int, int, int]:
+    """(op, checksum, end, total): the .part file holds bytes [0, end) of total."""
+    return _CHUNK_STORED.unpack_from(record)[1:]
+
+
+def checkpoint_installed(op: int) -> bytes:
+    return _OP.pack(Kind.CHECKPOINT_INSTALLED, op)
+
+
 def read_op(record: memoryview) -> int:
-    """CHECKPOINT, TRUNCATE, DURABLE (the seq) or CHECKPOINT_DONE: the number."""
+    """CHECKPOINT, TRUNCATE, DURABLE (the seq), CHECKPOINT_DONE or CHECKPOINT_INSTALLED."""
     return _OP.unpack_from(record)[1]
 
 

@@ -11,6 +11,12 @@ real owner logic and real frames:
   snapshot_done        CHECKPOINT_WRITTEN -> forwarded to the journal with the op's header
   durable (journal)    CHECKPOINT_DONE -> CheckpointDone (the superblock names it)
 
+State transfer (core/roles/transfer.py) is steered here but never reaches the core until the
+end: a peer's REQUEST_SNAPSHOT goes to the snapshot role (SERVE), which answers with chunk
+frames to send; RequestSnapshot starts a `Transfer`, whose chunks go to the snapshot role
+(STORE, INSTALL), then the journal (INSTALL_CHECKPOINT), then the owner (RESTORE) and last the
+core (SnapshotInstalled).
+
   Send -> outbound SEND_PEER / BROADCAST     Append, Truncate, PersistView -> journal
   Apply, Query, ReplyFromTable, Checkpoint -> apply (owner)     Reply -> outbound CLIENT_FRAME
 
@@ -35,9 +41,11 @@ from core.roles import metrics, records, wiring
 from core.roles.supervisor import RoleHandle
 from core.storage.recover import read_core_recovered
 from core.roles.records import Kind
+from core.roles.transfer import Transfer
 from core.vsr.messages import (
     Append, Applied, AppliedEntry, Apply, Checkpoint, CheckpointDone, Durable, PersistView,
-    Query, Receive, Reply, ReplyFromTable, RequestSnapshot, Send, Tick, Truncate, VsrConfig,
+    Query, Receive, Reply, ReplyFromTable, RequestSnapshot, Send, SnapshotInstalled, Tick,
+    Truncate, VsrConfig,
 )
 from core.vsr.replica import Replica
 from net import iggy, wire
@@ -50,11 +58,19 @@ class Outputs:
     outbound: list[bytes] = field(default_factory=list)  # -> net
     journal: list[bytes] = field(default_factory=list)  # -> journal
     apply: list[bytes] = field(default_factory=list)  # -> owner
+    transfer: list[bytes] = field(default_factory=list)  # -> snapshot
+
+
+TRANSFER_TIMEOUT_MS = 2000  # a peer silent this long mid-transfer is replaced by the next
 
 
 class Replication:
-    def __init__(self, replica):
+    def __init__(self, replica, transfer_timeout_ticks: int = 200):
         self.core = replica
+        config = replica.config
+        self.transfer = Transfer(cluster=config.cluster, replica=replica.replica,
+                                 replica_count=config.replica_count,
+                                 timeout_ticks=transfer_timeout_ticks)
         self.clients: OrderedDict[bytes, int] = OrderedDict()
         self._deferred: deque = deque()
         self._barrier: tuple[int, int] | None = None
@@ -71,10 +87,17 @@ class Replication:
             self._remember(header.client, conn)
             self._step(Receive(header, bytes(frame[wire.HEADER_SIZE:]), frame=bytes(frame)), out)
         elif kind == Kind.PEER_FRAME:
-            _sender, frame = records.read_replica_frame(record)
+            sender, frame = records.read_replica_frame(record)
             frame = bytes(frame)
-            self._step(Receive(wire.decode_header(frame), frame[wire.HEADER_SIZE:], frame=frame),
-                       out)
+            header = wire.decode_header(frame)
+            if header.command == wire.Command.REQUEST_SNAPSHOT:
+                out.transfer.append(records.serve(sender, frame))
+            elif header.command == wire.Command.SNAPSHOT_CHUNK:
+                stored = self.transfer.on_chunk(header, frame)
+                if stored is not None:
+                    out.transfer.append(stored)
+            else:
+                self._step(Receive(header, frame[wire.HEADER_SIZE:], frame=frame), out)
         elif kind == Kind.DURABLE:
             self._step(Durable(records.read_op(record)), out)
         elif kind == Kind.VIEW_PERSISTED:
@@ -95,12 +118,34 @@ class Replication:
             op = records.read_op(record)
             self._checkpoint_headers.pop(op, None)
             self._step(CheckpointDone(op), out)
+            self._maybe_install(out)
+        elif kind == Kind.SEND_PEER:  # a checkpoint chunk the snapshot role serves
+            out.outbound.append(bytes(record))
+        elif kind == Kind.CHUNK_STORED:
+            out.outbound.extend(self.transfer.on_chunk_stored(*records.read_chunk_stored(record)))
+            self._maybe_install(out)
+        elif kind == Kind.INSTALLED:
+            op, checksum, _ = records.read_op_checksum(record)
+            for follow_up in self.transfer.on_installed(op, checksum):
+                (out.journal if checksum else out.outbound).append(follow_up)
+        elif kind == Kind.CHECKPOINT_INSTALLED:
+            op, checksum, header = self.transfer.on_checkpoint_installed(records.read_op(record))
+            log.info("state_transfer_installed", op=op, restarts=self.transfer.restarts)
+            out.apply.append(records.op_checksum(Kind.RESTORE, op, checksum))
+            self._step(SnapshotInstalled(op, header), out)
         else:
             check(False, f"replication got a record of kind {kind}")
 
     def tick(self, now_us: int, out: Outputs) -> None:
         """Time passes; now_us is the wall clock that stamps the next prepares."""
         self._step(Tick(now_us), out)
+        out.outbound.extend(self.transfer.tick())
+        self._maybe_install(out)
+
+    def _maybe_install(self, out: Outputs) -> None:
+        install = self.transfer.install_record(self.core.checkpoint_pending is not None)
+        if install is not None:
+            out.transfer.append(install)
 
     # --- actions ------------------------------------------------------------------------
 
@@ -143,9 +188,9 @@ class Replication:
                 self._barrier = (action.view, action.log_view)
             else:
                 check(kind is RequestSnapshot, f"unknown core action {action!r}")
-                # State transfer is driven by the snapshot role (not wired yet): a replica
-                # that needs it stays behind and says so.
-                log.warning("state_transfer_needed", op=action.op, peer=action.peer)
+                log.info("state_transfer_started", op=action.op, peer=action.peer,
+                         commit_min=self.core.commit_min)
+                out.outbound.extend(self.transfer.start(action.peer, self.core.commit_min))
 
     def _send(self, action: Send, deferred: deque, out: Outputs) -> None:
         # The core sends one frame object to each peer in turn: one BROADCAST record instead.
@@ -232,6 +277,7 @@ def vsr_config(config) -> VsrConfig:
         replica_count=config.replica_count, cluster=config.cluster_id,
         pipeline_max=replication.pipeline_max, batch_max=replication.batch_max,
         checkpoint_interval=replication.checkpoint_interval,
+        view_headers_max=max(128, 2 * replication.pipeline_max),
         journal_retention_ops=config.journal.retention_ops,
         tick_us=replication.tick_ms * 1000, heartbeat_ticks=replication.heartbeat_ticks,
         normal_timeout_ticks=replication.view_change_timeout_ticks)
@@ -253,7 +299,7 @@ def run(context) -> None:
                    random.Random(int.from_bytes(os.urandom(8), "little")),
                    read_core_recovered(config.data_dir, cluster=config.cluster_id,
                                        replica=config.replica))
-    replication = Replication(core)
+    replication = Replication(core, max(1, TRANSFER_TIMEOUT_MS // config.replication.tick_ms))
     counting = Counting(metrics.Meter(handle.counters, "replication", ends.producers), core)
     consumers = [ends.consumers[name] for name in ("inbound", "durable", "applied",
                                                    "snapshot_done")]
@@ -280,6 +326,8 @@ def run(context) -> None:
             producers["journal"].push_batch(out.journal)
         if out.apply:
             producers["apply"].push_batch(out.apply)
+        if out.transfer:
+            producers["transfer"].push_batch(out.transfer)
         counting.turn()
     log.info("replication_stopped", view=core.view, commit=core.commit_max,
              handed_to_apply=core.commit_min, head=core.log.head)

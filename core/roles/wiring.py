@@ -41,6 +41,7 @@ RINGS = (
     RingSpec("applied", "owner", "replication"),
     RingSpec("snapshot", "owner", "snapshot"),
     RingSpec("snapshot_done", "snapshot", "replication"),
+    RingSpec("transfer", "replication", "snapshot"),
 )
 
 

@@ -255,9 +255,10 @@ class SnapshotStore:
 
     # -- state transfer (DESIGN section 5): serve chunks, receive into .part, install ---------
 
-    def chunk(self, op: int, checksum: int, offset: int, size_bytes: int) -> bytes:
-        """Bytes [offset, offset + size_bytes) of a copy of (op, checksum) whose header
-        verifies; the receiver verifies every section once it has the whole file."""
+    def chunk(self, op: int, checksum: int, offset: int, size_bytes: int) -> tuple[bytes, int]:
+        """(bytes [offset, offset + size_bytes), the file's total size) of a copy of
+        (op, checksum) whose header verifies; the receiver verifies every section once it
+        has the whole file."""
         check_range(size_bytes, 1, CHUNK_SIZE_BYTES_MAX, "chunk size")
         for copy in range(SNAPSHOT_COPIES):
             try:
@@ -267,7 +268,11 @@ class SnapshotStore:
             try:
                 header = decode_header(read_exact_at(fd, _align(_HEADER_SIZE_MAX), 0))
                 if header.checksum == checksum:
-                    return read_exact_at(fd, min(size_bytes, header.total_size - offset), offset)
+                    if not 0 <= offset < header.total_size:
+                        raise SnapshotError(f"offset {offset} outside checkpoint op={op} of "
+                                            f"{header.total_size} bytes")
+                    size = min(size_bytes, header.total_size - offset)
+                    return read_exact_at(fd, size, offset), header.total_size
             except SnapshotError:
                 continue
             finally:

@@ -513,7 +513,9 @@ class Replica:
 
     def _dispatch_commits(self) -> None:
         log = self.log
-        while self.commit_min < self.commit_max:
+        # While a state transfer runs the state stays where the transfer found it: the
+        # checkpoint it installs must be ahead of commit_min, and no local checkpoint may start.
+        while self.commit_min < self.commit_max and not self.snapshot_requested:
             op = self.commit_min + 1
             frame = log.frames.get(op)
             # Apply only prepares chained to the canonical head (or proven by a commit number

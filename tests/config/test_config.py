@@ -151,3 +151,18 @@ def test_heartbeat_must_be_shorter_than_view_change_timeout():
 def test_tls_needs_certificate_and_key():
     message = _error(lambda raw: raw.__setitem__("security", {"tls": True}))
     assert message.startswith("security.tls: true needs")
+
+
+def test_checkpoint_interval_shorter_than_two_pipelines_is_refused():
+    def mutate(raw):
+        raw["replication"] = {"checkpoint_interval": 64, "pipeline_max": 64}
+    message = _error(mutate)
+    assert message.startswith("replication.checkpoint_interval: 64 is below 2 x pipeline_max")
+
+
+def test_journal_retention_below_the_pipeline_is_refused():
+    def mutate(raw):
+        raw["journal"] = {"retention_ops": 16}
+        raw["replication"] = {"pipeline_max": 32}
+    message = _error(mutate)
+    assert message.startswith("journal.retention_ops: 16 is below pipeline_max = 32")

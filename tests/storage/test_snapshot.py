@@ -139,7 +139,7 @@ def test_a_checkpoint_sent_in_chunks_installs_on_another_replica(tmp_path, root)
     receiver = writer_for(receiver_root)
     total, offset = sent.header.total_size, 0
     while offset < total:
-        data = sender.store.chunk(300, sent.header.checksum, offset, 8192)
+        data, _ = sender.store.chunk(300, sent.header.checksum, offset, 8192)
         receiver.store.receive_chunk(300, offset, data)
         offset += len(data)
     receiver.install(300, sent.header.checksum)
@@ -157,8 +157,10 @@ def test_a_corrupt_received_checkpoint_is_refused_and_nothing_changes(tmp_path, 
     receiver_root = str(tmp_path / "receiver")
     format_small(receiver_root, "segmented")
     receiver = writer_for(receiver_root)
-    data = bytearray(SnapshotStore(Paths(root).snapshots).chunk(300, sent.header.checksum, 0,
-                                                                sent.header.total_size))
+    data, total = SnapshotStore(Paths(root).snapshots).chunk(300, sent.header.checksum, 0,
+                                                             sent.header.total_size)
+    assert total == sent.header.total_size
+    data = bytearray(data)
     data[5000] ^= 1
     receiver.store.receive_chunk(300, 0, bytes(data))
     with pytest.raises(SnapshotError, match="does not verify"):
