@@ -17,6 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 REPLICA_COUNT_MAX = 7
+# The superblock keeps at most 256 view headers (core/storage/superblock.py), and a view
+# change carries the whole pipeline plus the head: so a pipeline of at most 255 ops.
+PIPELINE_MAX_LIMIT = 255
+
 ROLES = ("supervisor", "net", "replication", "journal", "owner", "snapshot")
 JOURNAL_BACKENDS = ("segmented", "ring")
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -136,7 +140,7 @@ def parse(raw: dict[str, Any], base_dir: str = ".") -> Config:
         "fsync": lambda t, k: t.bool(k),
     })
     replication = _parse_section(top.table("replication"), ReplicationConfig, {
-        "pipeline_max": lambda t, k: t.int(k, low=1, high=1024),
+        "pipeline_max": lambda t, k: t.int(k, low=1, high=PIPELINE_MAX_LIMIT),
         "batch_max": lambda t, k: t.int(k, low=1, high=8192),
         "checkpoint_interval": lambda t, k: t.int(k, low=16, high=1 << 24),
         "tick_ms": lambda t, k: t.int(k, low=1, high=1000),

@@ -277,7 +277,7 @@ def vsr_config(config) -> VsrConfig:
         replica_count=config.replica_count, cluster=config.cluster_id,
         pipeline_max=replication.pipeline_max, batch_max=replication.batch_max,
         checkpoint_interval=replication.checkpoint_interval,
-        view_headers_max=max(128, 2 * replication.pipeline_max),
+        view_headers_max=max(128, replication.pipeline_max + 1),
         journal_retention_ops=config.journal.retention_ops,
         tick_us=replication.tick_ms * 1000, heartbeat_ticks=replication.heartbeat_ticks,
         normal_timeout_ticks=replication.view_change_timeout_ticks)

@@ -81,7 +81,7 @@ def test_bool_is_not_an_integer():
 
 def test_out_of_range_value_names_the_range():
     message = _error(lambda raw: raw["replication"].__setitem__("pipeline_max", 0))
-    assert message == "replication.pipeline_max: 0 outside the allowed range 1..1024"
+    assert message == "replication.pipeline_max: 0 outside the allowed range 1..255"
 
 
 def test_unknown_key_is_refused():
