@@ -267,7 +267,7 @@ class Counting:
 
 
 POP_BATCH_MAX = 1024
-JOURNAL_READY_TIMEOUT_S = 60.0
+PEERS_READY_TIMEOUT_S = 120.0  # the owner may restore a large checkpoint first
 
 
 def vsr_config(config) -> VsrConfig:
@@ -290,10 +290,14 @@ def run(context) -> None:
     config = config_mod.load(context.settings["config_path"])
     ends = wiring.attach(wiring.geometry_of(config), "replication",
                          context.settings["net_event_fd"])
-    deadline = time.monotonic() + JOURNAL_READY_TIMEOUT_S
-    while not handle.counters.get("journal", "ready"):
-        check(time.monotonic() < deadline, "the journal role never became ready")
-        time.sleep(0.01)
+    # The journal recovers (cuts the torn tail) before the core reads the data dir; the owner
+    # loads the checkpoint the superblock names before the core can change which one that is
+    # (a state transfer renames it), so both start from the same checkpoint.
+    deadline = time.monotonic() + PEERS_READY_TIMEOUT_S
+    for role in ("journal", "owner"):
+        while not handle.counters.get(role, "ready"):
+            check(time.monotonic() < deadline, f"the {role} role never became ready")
+            time.sleep(0.01)
     # Randomness is injected into the core: here it is seeded from the OS.
     core = Replica(vsr_config(config), config.replica,
                    random.Random(int.from_bytes(os.urandom(8), "little")),
