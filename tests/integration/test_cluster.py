@@ -15,8 +15,10 @@ import subprocess
 import sys
 import time
 
+import orjson
 import pytest
 
+from core.roles.state import replay
 from net.client import ClientError
 from net.iggy import Code
 from net.operations import MetadataClient
@@ -78,6 +80,16 @@ class Cluster:
                     process.wait(timeout=20)
                 except subprocess.TimeoutExpired:
                     process.kill()
+
+    def digests(self) -> set[tuple[int, bytes]]:
+        """(op, state digest) of every stopped replica at the newest op all of them hold:
+        each replica's checkpoint plus its journal replayed (read-only)."""
+        with open(os.path.join(self.directory, cluster_files.CLUSTER_FILE), "rb") as source:
+            cluster_id = orjson.loads(source.read())["cluster_id"]
+        data_dirs = [os.path.join(self.directory, f"replica-{i}") for i in range(3)]
+        common = min(replay(d, cluster_id, i)[1] for i, d in enumerate(data_dirs))
+        return {(op, mux.digest()) for op, mux in (
+            replay(d, cluster_id, i, common)[::-1] for i, d in enumerate(data_dirs))}
 
     def client(self, **kwargs) -> MetadataClient:
         for index, process in enumerate(self.processes):
@@ -197,6 +209,10 @@ def test_whole_cluster_kill_9_then_restart_keeps_every_acknowledged_write(cluste
         views.add(listed)
         replica.close()
     assert len(views) == 1 and "marker" in next(iter(views))
+    # And the replicas' whole states agree, digest for digest, at the newest common op.
+    cluster.stop()
+    [(op, _)] = cluster.digests()
+    assert op >= len(acked) + 2
 
 
 def _role_pids(process: subprocess.Popen) -> list[int]:
