@@ -18,6 +18,7 @@ import pytest
 
 from tools.bench import etcd
 from tools.bench.cluster import PHASES
+from tools.bench.replicas import ROLES
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SMOKE = ["--duration", "1", "--warmup", "0", "--processes", "1", "--clients", "2"]
@@ -68,6 +69,8 @@ def test_bench_cluster_writes_every_row_and_leaves_nothing_running(tmp_path):
         assert figures["ratio_writes_saturation_ops_per_s"] == pytest.approx(
             figures["metavsr_writes_saturation_ops_per_s"]
             / figures["etcd_writes_saturation_ops_per_s"], rel=0.01)
+    for role in ROLES:  # the primary's CPU per role at saturation: every role was found
+        assert figures[f"metavsr_writes_saturation_primary_{role}_cpu_pct"] >= 0.0
     for phase in PHASES:
         assert phase.label in result.stdout
     assert processes_mentioning(str(work)) == []

@@ -27,7 +27,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
-from tools.bench import BenchError
+from tools.bench import BenchError, local
 from tools.bench.report import print_table
 from tools.loadgen import coordinator, mix
 from tools.loadgen.worker import WorkerConfig
@@ -125,13 +125,30 @@ def _metavsr(args, directory: str, py_spy: str | None) -> dict:
         def drive(phase: Phase, run_id: str, rate: float | None) -> dict:
             config = _config(args, tuple(cluster.addresses), login, mix.parse_mix(
                 phase.metavsr_mix), run_id, rate)
-            profile = []
-            if py_spy is not None and phase.name == "writes_saturation":
-                profile = _start_py_spy(py_spy, cluster, args)
-            try:
+            if phase.name != "writes_saturation":
                 return _measure(config, None, mix.KINDS, METAVSR_READS)
+            # At saturation: where the primary's CPU goes, role by role, from the first
+            # second of load (after the sessions logged in) to the end of the phase.
+            roles = cluster.role_pids(cluster.primary())
+            began: dict = {}
+            profile: list = []
+
+            def first_second(second) -> None:
+                if not began:
+                    began.update(wall=time.monotonic(), **{
+                        role: local.cpu_seconds(pid) for role, pid in roles.items()})
+                    if py_spy is not None:
+                        _start_py_spy(py_spy, roles, args, profile)
+
+            try:
+                figures = _measure(config, None, mix.KINDS, METAVSR_READS, first_second)
             finally:
                 _finish_py_spy(profile)
+            wall = time.monotonic() - began["wall"]
+            for role, pid in sorted(roles.items()):
+                figures[f"primary_{role}_cpu_pct"] = round(
+                    100.0 * (local.cpu_seconds(pid) - began[role]) / wall, 1)
+            return figures
 
         return _phases("metavsr", drive)
     finally:
@@ -190,13 +207,21 @@ def _config(args, addresses, login_body: bytes, weights: dict[str, int], run_id:
                         stale_reads=False, history=None, drain_s=DRAIN_S)
 
 
-def _measure(config: WorkerConfig, target, kinds, read_kinds) -> dict:
+def _measure(config: WorkerConfig, target, kinds, read_kinds, each_second=None) -> dict:
+    show = sys.stderr.isatty()
+
+    def progress(second) -> None:
+        if each_second is not None:
+            each_second(second)
+        if show:
+            _progress(second)
+
     try:
         coordinator.check_bounds(config)
-        outcome = coordinator.run(config, _progress if sys.stderr.isatty() else None, target)
+        outcome = coordinator.run(config, progress, target)
     except coordinator.RunFailed as exc:
         raise BenchError(f"the load generator failed: {exc}") from None
-    if sys.stderr.isatty():
+    if show:
         sys.stderr.write("\n")
     figures = outcome.totals.figures(kinds, outcome.elapsed_s)
     return {
@@ -229,24 +254,21 @@ def _py_spy_binary() -> str:
     return binary
 
 
-def _start_py_spy(binary: str, cluster, args) -> list[tuple[str, str, subprocess.Popen]]:
+def _start_py_spy(binary: str, roles: dict[str, int], args, started: list) -> None:
+    """One `py-spy record` per role, appended to `started` as it starts (the caller stops
+    whatever is in it, whatever happens)."""
     os.makedirs(args.py_spy, exist_ok=True)
-    primary = cluster.primary()
-    seconds = max(1, round(args.warmup + args.duration))
-    started = []
-    for role, pid in sorted(cluster.role_pids(primary).items()):
+    seconds = max(1, round(args.warmup + args.duration - 1))
+    for role, pid in sorted(roles.items()):
         out = os.path.join(args.py_spy, f"{role}.txt")
         started.append((role, out, subprocess.Popen(
             [binary, "record", "--pid", str(pid), "--format", "raw", "--output", out,
              "--rate", str(PY_SPY_RATE_HZ), "--duration", str(seconds), "--nonblocking"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)))
-    _say(f"py-spy: sampling replica {primary}'s roles for {seconds} s into {args.py_spy}")
-    return started
+    _say(f"py-spy: sampling the primary's roles for {seconds} s into {args.py_spy}")
 
 
 def _finish_py_spy(started) -> None:
-    from tools.bench import local
-
     if not started:
         return
     for _, _, process in started:
@@ -276,7 +298,8 @@ def print_py_spy_summary(role: str, path: str) -> None:
     rows = [(leaf + ")", count, 100.0 * count / total) for leaf, count in
             leaves.most_common(PY_SPY_TOP)] if total else []
     print_table(("function (file)", "samples", "%"), rows,
-                title=f"py-spy {role}: {total} busy samples at {PY_SPY_RATE_HZ} Hz")
+                title=f"py-spy {role}: {total} samples at {PY_SPY_RATE_HZ} Hz (py-spy leaves out "
+                      "those it judges idle)")
     print()
 
 
@@ -317,6 +340,15 @@ def _report(args, results: dict) -> dict[str, object]:
         title += f", beside etcd {theirs['version']} (3 members, fsync on)"
     print()
     print_table(headers, rows, title=title)
+    cpu = {key[len("primary_"):-len("_cpu_pct")]: value
+           for key, value in mine["writes_saturation"].items() if key.startswith("primary_")}
+    if cpu:
+        figures.update({f"metavsr_writes_saturation_primary_{role}_cpu_pct": value
+                        for role, value in cpu.items()})
+        print()
+        print_table(("role", "CPU % of one core"), sorted(cpu.items(), key=lambda kv: -kv[1]),
+                    title="metavsr primary, CPU per role during the writes saturation phase "
+                          f"({os.cpu_count()} cores in all)")
     saturation = mine["writes_saturation"]["ops_per_s"]
     reads = mine["reads80_saturation"]["reads_ops_per_s"]
     print(f"\nlinearizable reads in the 80% reads phase: {reads:,.0f}/s = "

@@ -70,3 +70,14 @@ def group_alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far (0.0 once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as source:
+            fields = source.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    # After the command name: state is field 3 of stat(5), utime and stime fields 14 and 15.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
