@@ -69,8 +69,10 @@ def test_bench_cluster_writes_every_row_and_leaves_nothing_running(tmp_path):
         assert figures["ratio_writes_saturation_ops_per_s"] == pytest.approx(
             figures["metavsr_writes_saturation_ops_per_s"]
             / figures["etcd_writes_saturation_ops_per_s"], rel=0.01)
-    for role in ROLES:  # the primary's CPU per role at saturation: every role was found
+    for role in ROLES:  # CPU per role at saturation: every role of every replica was found
         assert figures[f"metavsr_writes_saturation_primary_{role}_cpu_pct"] >= 0.0
+        assert figures[f"metavsr_writes_saturation_backups_{role}_cpu_pct"] >= 0.0
+    assert figures["metavsr_writes_saturation_machine_cpu_pct"] > 0.0
     for phase in PHASES:
         assert phase.label in result.stdout
     assert processes_mentioning(str(work)) == []

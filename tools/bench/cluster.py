@@ -127,27 +127,27 @@ def _metavsr(args, directory: str, py_spy: str | None) -> dict:
                 phase.metavsr_mix), run_id, rate)
             if phase.name != "writes_saturation":
                 return _measure(config, None, mix.KINDS, METAVSR_READS)
-            # At saturation: where the primary's CPU goes, role by role, from the first
-            # second of load (after the sessions logged in) to the end of the phase.
-            roles = cluster.role_pids(cluster.primary())
-            began: dict = {}
+            # At saturation: where the CPU goes, role by role, from the first second of load
+            # (after the sessions logged in: their scrypt is not the load) to the phase's end.
+            primary = cluster.primary()
+            pids = [cluster.role_pids(index) for index in range(args.replicas)]
+            groups = {f"primary_{role}": [pids[primary][role]] for role in pids[primary]}
+            groups.update({f"backups_{role}": [p[role] for i, p in enumerate(pids)
+                                               if i != primary] for role in pids[primary]})
+            meter = local.CpuMeter(groups)
             profile: list = []
 
             def first_second(second) -> None:
-                if not began:
-                    began.update(wall=time.monotonic(), **{
-                        role: local.cpu_seconds(pid) for role, pid in roles.items()})
+                if not meter.began:
+                    meter.start()
                     if py_spy is not None:
-                        _start_py_spy(py_spy, roles, args, profile)
+                        _start_py_spy(py_spy, pids[primary], args, profile)
 
             try:
                 figures = _measure(config, None, mix.KINDS, METAVSR_READS, first_second)
             finally:
                 _finish_py_spy(profile)
-            wall = time.monotonic() - began["wall"]
-            for role, pid in sorted(roles.items()):
-                figures[f"primary_{role}_cpu_pct"] = round(
-                    100.0 * (local.cpu_seconds(pid) - began[role]) / wall, 1)
+            figures.update({f"{name}_cpu_pct": pct for name, pct in meter.stop().items()})
             return figures
 
         return _phases("metavsr", drive)
@@ -340,15 +340,21 @@ def _report(args, results: dict) -> dict[str, object]:
         title += f", beside etcd {theirs['version']} (3 members, fsync on)"
     print()
     print_table(headers, rows, title=title)
-    cpu = {key[len("primary_"):-len("_cpu_pct")]: value
-           for key, value in mine["writes_saturation"].items() if key.startswith("primary_")}
-    if cpu:
-        figures.update({f"metavsr_writes_saturation_primary_{role}_cpu_pct": value
-                        for role, value in cpu.items()})
-        print()
-        print_table(("role", "CPU % of one core"), sorted(cpu.items(), key=lambda kv: -kv[1]),
-                    title="metavsr primary, CPU per role during the writes saturation phase "
-                          f"({os.cpu_count()} cores in all)")
+    cpu = {key: value for key, value in mine["writes_saturation"].items()
+           if key.endswith("_cpu_pct")}
+    figures.update({f"metavsr_writes_saturation_{key}": value for key, value in cpu.items()})
+    roles = sorted((key[len("primary_"):-len("_cpu_pct")] for key in cpu
+                    if key.startswith("primary_")),
+                   key=lambda role: -cpu[f"primary_{role}_cpu_pct"])
+    replicas = sum(value for key, value in cpu.items() if not key.startswith("machine"))
+    print()
+    print_table(("role", "primary", "backups (sum)"),
+                [(role, cpu[f"primary_{role}_cpu_pct"], cpu[f"backups_{role}_cpu_pct"])
+                 for role in roles],
+                title="metavsr CPU per role during the writes saturation, % of one core")
+    print(f"the machine: {cpu['machine_cpu_pct']:.0f}% of one core busy ({os.cpu_count()} "
+          f"cores), of which metavsr's replicas {replicas:.0f}%; the rest is the load "
+          "generator and whatever else runs here")
     saturation = mine["writes_saturation"]["ops_per_s"]
     reads = mine["reads80_saturation"]["reads_ops_per_s"]
     print(f"\nlinearizable reads in the 80% reads phase: {reads:,.0f}/s = "

@@ -81,3 +81,36 @@ def cpu_seconds(pid: int) -> float:
         return 0.0
     # After the command name: state is field 3 of stat(5), utime and stime fields 14 and 15.
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds all cores have spent not idle since boot (/proc/stat)."""
+    with open("/proc/stat") as source:
+        fields = [int(x) for x in source.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")  # guest time is inside user
+
+
+class CpuMeter:
+    """CPU used by groups of processes, and by the machine, between start() and stop(), as
+    percent of one core (a group using two full cores shows 200)."""
+
+    def __init__(self, groups: dict[str, list[int]]):
+        self.groups = groups
+        self.began: dict[str, float] = {}
+
+    def _now(self) -> dict[str, float]:
+        now = {name: sum(cpu_seconds(pid) for pid in pids) for name, pids in self.groups.items()}
+        now["machine"] = machine_busy_seconds()
+        now["wall"] = time.monotonic()
+        return now
+
+    def start(self) -> None:
+        self.began = self._now()
+
+    def stop(self) -> dict[str, float]:
+        assert self.began, "CpuMeter.stop before start"
+        ended = self._now()
+        wall = ended["wall"] - self.began["wall"]
+        return {name: round(100.0 * (ended[name] - self.began[name]) / wall, 1)
+                for name in ended if name != "wall"}
