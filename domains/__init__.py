@@ -55,6 +55,9 @@ Interface (domains.mux.MuxStateMachine):
 
   snapshot() -> dict[str, tuple[int, bytes]]   domain -> (section version, section bytes);
       a section unchanged since the last call is the same bytes object (dirty flag per domain).
+  take_checkpoint_changes() -> tuple[str, ...] sections changed since the last checkpoint
+      (now counted as checkpointed); encode_sections(names) encodes them without changing
+      anything, so a forked child can cut a checkpoint while the parent applies on.
   restore(sections) -> None                    replaces the whole state.
   digests() -> dict[str, bytes]                per-domain xxh3-128 of its section.
   digest() -> bytes                            xxh3-128 over the per-domain digests.

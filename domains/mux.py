@@ -55,6 +55,11 @@ class MuxStateMachine:
         self.streams = StreamsDomain()
         self.users = UsersDomain(root_username, root_password_hash, root_created_at_us)
         self._sections: dict[str, tuple[int, bytes]] = {}
+        # For checkpoints cut by take_checkpoint_changes: sections whose bytes differ from
+        # the last checkpoint's (snapshot() clears a domain's dirty flag, so it notes them
+        # here), and the sections a checkpoint holds at all.
+        self._changed: set[str] = set()
+        self._checkpointed: set[str] = set()
         self._bind()
 
     def _bind(self) -> None:
@@ -254,15 +259,40 @@ class MuxStateMachine:
         }
 
     # ---- checkpoint ------------------------------------------------------------------
+    def _encoders(self) -> tuple:
+        return (("sessions", self.sessions, sessions_mod.encode),
+                ("streams", self.streams, streams_section.encode),
+                ("users", self.users, users_section.encode))
+
     def snapshot(self) -> dict[str, tuple[int, bytes]]:
-        encoders = (("sessions", self.sessions, sessions_mod.encode),
-                    ("streams", self.streams, streams_section.encode),
-                    ("users", self.users, users_section.encode))
-        for name, domain, encode in encoders:
+        for name, domain, encode in self._encoders():
             if domain.dirty or name not in self._sections:
                 self._sections[name] = (SECTION_VERSIONS[name], encode(domain))
+                if domain.dirty:
+                    self._changed.add(name)
                 domain.dirty = False
         return dict(self._sections)
+
+    def take_checkpoint_changes(self) -> tuple[str, ...]:
+        """The sections that changed since the last checkpoint (all of them the first time),
+        counted as checkpointed from now on: the caller encodes exactly these from this very
+        state (encode_sections, in a forked child) and reuses the previous checkpoint's bytes
+        for the others. Nothing is encoded here, so the call costs no time in the apply loop."""
+        changed = []
+        for name, domain, _ in self._encoders():
+            if domain.dirty or name in self._changed or name not in self._checkpointed:
+                changed.append(name)
+                if domain.dirty:
+                    domain.dirty = False
+                    self._sections.pop(name, None)  # not encoded: snapshot() encodes it anew
+        self._changed.clear()
+        self._checkpointed.update(changed)
+        return tuple(changed)
+
+    def encode_sections(self, names) -> dict[str, tuple[int, bytes]]:
+        """(version, bytes) of the named sections, encoded now; changes nothing."""
+        return {name: (SECTION_VERSIONS[name], encode(domain))
+                for name, domain, encode in self._encoders() if name in names}
 
     def restore(self, sections: dict[str, tuple[int, bytes]]) -> None:
         check(set(sections) == set(SECTION_VERSIONS), "checkpoint sections do not match")
@@ -275,6 +305,8 @@ class MuxStateMachine:
             check(client in sessions.clients, "a group member without a session")
         self.sessions, self.streams, self.users = sessions, streams, users
         self._sections = dict(sections)
+        self._changed = set()
+        self._checkpointed = set(sections)
         self._bind()
 
     def digests(self) -> dict[str, bytes]:

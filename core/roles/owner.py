@@ -4,7 +4,7 @@
 machine: it applies committed prepares in op order (each batch entry exactly once, through
 core/vsr/apply.py and the client table), answers reads whose read-index is satisfied and stale
 reads, answers retries from the client table, looks up stored credentials for the net role's
-admission, cuts checkpoint sections for the snapshot role, and after a state transfer restores
+admission, cuts checkpoints for the snapshot role, and after a state transfer restores
 the checkpoint the transfer installed (RESTORE). Its outputs are grouped per
 destination ring so the process loop publishes each ring once per pass.
 
@@ -14,8 +14,10 @@ a client sent.
 
 from __future__ import annotations
 
+import os
 import struct
 import time
+import traceback
 from dataclasses import dataclass, field
 
 from core import config as config_mod
@@ -25,17 +27,15 @@ from core.roles import metrics, records, stats, wiring
 from core.roles.state import load_state_machine
 from core.storage.datadir import Paths
 from core.storage.snapshot import SnapshotStore
-from core.roles.supervisor import RoleHandle
+from core.roles.supervisor import RoleHandle, die_with_parent
 from core.roles.records import Kind, Lookup
 from core.vsr.apply import apply_prepare
 from domains.codec import Reader
 from domains.errors import DomainError
-from domains.mux import MuxStateMachine
+from domains.mux import SECTION_VERSIONS, MuxStateMachine
 from domains.users_wire import STATUS_ACTIVE
 from net import iggy, wire
 
-SECTION_CHUNK_BYTES = 1 << 20
-_SECTIONS_HEADER = struct.Struct("<BQIQQQ")  # Kind.SECTIONS, op, view, timestamp, offset, total
 _SECTION_ENTRY = struct.Struct("<BIQ")  # name length, version, size (SECTION_REUSED = reused)
 SECTION_REUSED = 0xFFFF_FFFF_FFFF_FFFF
 
@@ -57,7 +57,8 @@ class Owner:
         self.applied_op = applied_op
         self.view = view
         self.last_timestamp_us = 0
-        self._last_sections: dict[str, tuple[int, bytes]] = {}
+        # The checkpoint being cut by a forked child: (pid, op, view, timestamp, path, start).
+        self._cutting: tuple | None = None
 
     def handle(self, record: memoryview, out: Outputs) -> None:
         kind = records.kind_of(record)
@@ -104,7 +105,6 @@ class Owner:
         mux.restore(checkpoint.sections)
         self.mux, self.applied_op = mux, op
         self.last_timestamp_us = checkpoint.header.timestamp
-        self._last_sections = {}
         log.info("state_restored", op=op, ms=round((time.perf_counter() - started) * 1000, 1))
 
     # --- reads --------------------------------------------------------------------------
@@ -152,34 +152,79 @@ class Owner:
     # --- checkpoints ----------------------------------------------------------------------
 
     def _checkpoint(self, op: int, out: Outputs) -> None:
+        """Cut checkpoint op without stopping the apply loop: a forked child encodes the
+        sections that changed since the last checkpoint from its copy-on-write image of the
+        state at op and writes them to a sections file; poll_checkpoint hands that file to the
+        snapshot role once the child is done (the others are reused from the last checkpoint).
+        """
         check(op == self.applied_op, f"checkpoint at op {op} but applied {self.applied_op}")
+        check(self._cutting is None, "a checkpoint is cut only after the previous one")
+        check(self.snapshots is not None, "an owner without a data dir cannot checkpoint")
         started = time.perf_counter()
-        sections = self.mux.snapshot()
-        parts = []
-        for name in sorted(sections):
-            version, data = sections[name]
-            encoded = name.encode()
-            reused = self._last_sections.get(name, (None, None))[1] is data
-            parts.append(_SECTION_ENTRY.pack(len(encoded), version,
-                                             SECTION_REUSED if reused else len(data)))
-            parts.append(encoded)
-            if not reused:
-                parts.append(data)
-        self._last_sections = sections
-        blob = b"".join(parts)
-        for offset in range(0, max(len(blob), 1), SECTION_CHUNK_BYTES):
-            out.snapshot.append(_SECTIONS_HEADER.pack(
-                Kind.SECTIONS, op, self.view, self.last_timestamp_us, offset, len(blob))
-                + blob[offset:offset + SECTION_CHUNK_BYTES])
-        log.info("checkpoint_sections_cut", op=op, bytes=len(blob),
+        changed = self.mux.take_checkpoint_changes()
+        path = sections_path(self.snapshots.directory, op)
+        pid = os.fork()
+        if pid == 0:
+            _cut_sections(self.mux, changed, path)  # never returns
+        self._cutting = (pid, op, self.view, self.last_timestamp_us, path, started)
+        log.info("checkpoint_forked", op=op, changed=list(changed),
                  stall_ms=round((time.perf_counter() - started) * 1000, 3))
 
+    def poll_checkpoint(self, out: Outputs, wait: bool = False) -> bool:
+        """Hand a finished checkpoint child's sections file to the snapshot role; True while
+        a child is still at work. `wait` blocks until it is done."""
+        if self._cutting is None:
+            return False
+        pid, op, view, timestamp, path, started = self._cutting
+        done, status = os.waitpid(pid, 0 if wait else os.WNOHANG)
+        if done == 0:
+            return True
+        check(os.waitstatus_to_exitcode(status) == 0,
+              f"the checkpoint child for op {op} failed (status {status})")
+        self._cutting = None
+        out.snapshot.append(records.sections_file(op, view, timestamp, path))
+        log.info("checkpoint_sections_cut", op=op, bytes=os.path.getsize(path),
+                 ms=round((time.perf_counter() - started) * 1000, 1))
+        return False
 
-def decode_sections_chunk(record: memoryview) -> tuple[int, int, int, int, int, memoryview]:
-    """(op, view, timestamp, offset, total, chunk) of a SECTIONS record."""
-    kind, op, view, timestamp, offset, total = _SECTIONS_HEADER.unpack_from(record)
-    check(kind == Kind.SECTIONS, "not a sections chunk")
-    return op, view, timestamp, offset, total, record[_SECTIONS_HEADER.size:]
+
+def sections_path(directory: str, op: int) -> str:
+    """Where the checkpoint child of op writes its sections (the snapshot role removes it)."""
+    return os.path.join(directory, f"{SECTIONS_FILE_PREFIX}{op:020d}.tmp")
+
+
+SECTIONS_FILE_PREFIX = "sections-"
+
+
+def _cut_sections(mux: MuxStateMachine, changed: tuple[str, ...], path: str) -> None:
+    """The checkpoint child: encode, write, exit. It shares the parent's rings and sockets
+    through fork, so it touches none of them and leaves with os._exit (no atexit, no flush
+    of inherited buffers)."""
+    status = 1
+    try:
+        die_with_parent()
+        blob = encode_sections(mux.encode_sections(changed))
+        with open(path, "wb") as sink:  # no fsync: the snapshot role writes the durable copies
+            sink.write(blob)
+        status = 0
+    except BaseException:  # report, then exit non-zero: the owner fails stop on it
+        traceback.print_exc()
+    finally:
+        os._exit(status)
+
+
+def encode_sections(encoded: dict[str, tuple[int, bytes]]) -> bytes:
+    """Every section in name order: the given ones whole, the others marked reused."""
+    parts = []
+    for name in sorted(SECTION_VERSIONS):
+        version, data = encoded.get(name, (SECTION_VERSIONS[name], None))
+        raw = name.encode()
+        parts.append(_SECTION_ENTRY.pack(len(raw), version,
+                                         SECTION_REUSED if data is None else len(data)))
+        parts.append(raw)
+        if data is not None:
+            parts.append(data)
+    return b"".join(parts)
 
 
 def decode_sections(blob: bytes) -> dict[str, tuple[int, bytes | None]]:
@@ -203,6 +248,7 @@ def decode_sections(blob: bytes) -> dict[str, tuple[int, bytes | None]]:
 
 POP_BATCH_MAX = 256
 IDLE_WAIT_S = 0.1  # bounds how long a stop request or a heartbeat can wait
+CUTTING_WAIT_S = 0.005  # while a checkpoint child works: how soon its end is noticed
 
 
 def run(context) -> None:
@@ -223,9 +269,10 @@ def run(context) -> None:
     while not handle.stop_requested():
         handle.beat()
         meter.rings()  # every pass, idle ones too: the consumer drains after our last push
-        if not ends.doorbell.wait(IDLE_WAIT_S):
+        cutting = owner.poll_checkpoint(out := Outputs())
+        if not ends.doorbell.wait(CUTTING_WAIT_S if cutting else IDLE_WAIT_S) and \
+                not out.snapshot:
             continue
-        out = Outputs()
         for consumer in consumers:
             wiring.drain(consumer, POP_BATCH_MAX, lambda record: owner.handle(record, out))
         if out.replies:
@@ -242,6 +289,11 @@ def run(context) -> None:
         out = Outputs()
         wiring.drain(ends.consumers["apply"], POP_BATCH_MAX,
                      lambda record: owner.handle(record, out))
+        owner.poll_checkpoint(out, wait=True)
         if out.snapshot:
             snapshot.push_batch(out.snapshot)
+    out = Outputs()
+    owner.poll_checkpoint(out, wait=True)
+    if out.snapshot:
+        snapshot.push_batch(out.snapshot)
     log.info("owner_stopped", applied_op=owner.applied_op)

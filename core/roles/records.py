@@ -15,7 +15,8 @@ Rings and their records (producer -> consumer):
   owner_net net -> owner          QUERY (stale read), CREDENTIALS_QUERY
   replies   owner -> net          CLIENT_FRAME, CREDENTIALS
   applied   owner -> replication  APPLIED (op and each entry's result)
-  snapshot  owner -> snapshot     SECTIONS (chunks of a checkpoint's serialized sections)
+  snapshot  owner -> snapshot     SECTIONS (the file where the owner's checkpoint child wrote
+                                  a checkpoint's changed sections)
   snapshot_done snapshot -> replication  CHECKPOINT_WRITTEN (3 copies durable)
   journal   (also)                    CHECKPOINT_WRITTEN + header: name it in the superblock
   durable   (also)                    CHECKPOINT_DONE (superblock names it, prefix released)
@@ -61,7 +62,7 @@ class Kind(enum.IntEnum):
     DURABLE = 35  # [seq u64]: every append up to seq is durable
     VIEW_PERSISTED = 36  # [view u32][log_view u32]
     CHECKPOINT_DONE = 37  # [op u64]
-    SECTIONS = 38  # [op u64][view u32][timestamp u64][offset u64][total u64] + chunk
+    SECTIONS = 38  # [op u64][view u32][timestamp u64] + path of the sections file (UTF-8)
     CHECKPOINT_WRITTEN = 39  # [op u64][checksum u64] (+ the op's raw prepare header when the
     #                          replication role forwards it to the journal role)
     SERVE = 40  # [from replica u8] + REQUEST_SNAPSHOT frame
@@ -253,6 +254,19 @@ def read_op_checksum(record: memoryview) -> tuple[int, int, bytes]:
     """(op, checksum, tail) of a record made by op_checksum (or CHECKPOINT_WRITTEN)."""
     _, op, checksum = _OP_CHECKSUM.unpack_from(record)
     return op, checksum, bytes(record[_OP_CHECKSUM.size:])
+
+
+_SECTIONS = struct.Struct("<BQIQ")
+
+
+def sections_file(op: int, view_number: int, timestamp: int, path: str) -> bytes:
+    return _SECTIONS.pack(Kind.SECTIONS, op, view_number, timestamp) + path.encode()
+
+
+def read_sections_file(record: memoryview) -> tuple[int, int, int, str]:
+    """(op, view, timestamp, path) of a SECTIONS record."""
+    _, op, view_number, timestamp = _SECTIONS.unpack_from(record)
+    return op, view_number, timestamp, bytes(record[_SECTIONS.size:]).decode()
 
 
 def serve(replica: int, frame: bytes | memoryview) -> bytes:

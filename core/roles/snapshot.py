@@ -22,7 +22,7 @@ from core import config as config_mod
 from core import log
 from core.check import check
 from core.roles import metrics, records, wiring
-from core.roles.owner import decode_sections, decode_sections_chunk
+from core.roles.owner import SECTIONS_FILE_PREFIX, decode_sections
 from core.roles.records import Kind
 from core.roles.supervisor import RoleHandle
 from core.roles.transfer import CHUNK_BYTES
@@ -44,8 +44,6 @@ class SnapshotRole:
         self.superblock_path = superblock_path
         self.cluster = wire.cluster_bytes(cluster)
         self.replica = replica
-        self._op = -1
-        self._blob = bytearray()
         self.write_seconds = 0.0  # of the latest checkpoint (metrics)
         self._served: tuple[int, int, bytes] | None = None  # (op, checksum, prepare header)
 
@@ -64,25 +62,22 @@ class SnapshotRole:
             check(False, f"snapshot got a record of kind {kind}")
 
     def _sections(self, record: memoryview, out: list[bytes]) -> None:
-        op, view, timestamp, offset, total, chunk = decode_sections_chunk(record)
-        check(total <= CHECKPOINT_BYTES_MAX, f"checkpoint of {total} bytes")
-        if offset == 0:
-            self._op = op
-            self._blob = bytearray()
-        check(op == self._op and offset == len(self._blob),
-              f"sections chunk op={op} offset={offset} out of order")
-        self._blob += chunk
-        if len(self._blob) < total:
-            return
-        check(len(self._blob) == total, "sections longer than announced")
-        sections = decode_sections(bytes(self._blob))
-        self._blob = bytearray()
+        op, view, timestamp, path = records.read_sections_file(record)
+        check(os.path.dirname(path) == self.store.directory and
+              os.path.basename(path).startswith(SECTIONS_FILE_PREFIX),
+              f"sections file {path} outside {self.store.directory}")
+        with open(path, "rb") as source:
+            blob = source.read(CHECKPOINT_BYTES_MAX + 1)
+        total = len(blob)
+        check(total <= CHECKPOINT_BYTES_MAX, f"checkpoint of more than {total} bytes")
+        sections = decode_sections(blob)
         if self.current is not None:
             self.store.remove_other_than(self.current.header.op)
         started = time.perf_counter()
         written = self.store.write(op, view, timestamp, sections, self.current)
         self.write_seconds = time.perf_counter() - started
         self.current = written
+        os.unlink(path)  # the 3 copies are durable: the child's file is no longer needed
         log.info("checkpoint_written", op=op, bytes=total)
         out.append(records.checkpoint_written(op, written.header.checksum))
 
@@ -163,6 +158,9 @@ def run(context) -> None:
     store = SnapshotStore(paths.snapshots)
     current = (store.load(state.checkpoint_op, state.checkpoint_checksum)
                if state.checkpoint_checksum else None)
+    for name in os.listdir(paths.snapshots):  # a checkpoint child's file from before a crash
+        if name.startswith(SECTIONS_FILE_PREFIX):
+            os.unlink(os.path.join(paths.snapshots, name))
     role = SnapshotRole(store, current, superblock_path=paths.superblock,
                         cluster=config.cluster_id, replica=config.replica)
     consumers = (ends.consumers["snapshot"], ends.consumers["transfer"])

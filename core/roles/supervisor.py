@@ -76,10 +76,11 @@ class RoleContext:
         return CounterTable.attach(self.counters_name(), self.roles, self.counter_names)
 
 
-def _die_with_parent() -> None:
-    """Ask the kernel to SIGKILL this role when the supervisor dies (even by kill -9).
+def die_with_parent() -> None:
+    """Ask the kernel to SIGKILL this process when its parent dies (even by kill -9).
 
-    A role that outlives its supervisor would go on serving for a replica that is gone.
+    A role that outlives its supervisor would go on serving for a replica that is gone (and a
+    role's helper child would go on working for a role that is gone).
     """
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
@@ -89,7 +90,7 @@ def _die_with_parent() -> None:
 def role_main(context: RoleContext, entry: str) -> None:
     """First code of every role process: parent-death signal, signals, pinning, logging,
     then the role's own function."""
-    _die_with_parent()
+    die_with_parent()
     if os.getppid() == 1:
         os._exit(1)  # the supervisor died before prctl took effect
     # Stopping is the supervisor's decision (the stop flag), not each role's on a signal.

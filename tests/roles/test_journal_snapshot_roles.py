@@ -3,6 +3,8 @@ fdatasync, the superblock is named in order, checkpoints are written in 3 copies
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from core import auth
@@ -80,14 +82,15 @@ def test_a_written_checkpoint_is_named_in_the_superblock_then_done(data_dir):
 
 def test_snapshot_role_writes_three_copies_the_owner_sections_restore(tmp_path):
     mux = MuxStateMachine(auth.hash_secret("pw", n_log2=10))
-    owner = owner_mod.Owner(mux)
     store = SnapshotStore(str(tmp_path))
+    owner = owner_mod.Owner(mux, snapshots=store)
     role = SnapshotRole(store, None)
+    owner.handle(memoryview(records.checkpoint(0)), owner_mod.Outputs())
     cut = owner_mod.Outputs()
-    owner.handle(memoryview(records.checkpoint(0)), cut)
+    owner.poll_checkpoint(cut, wait=True)
     out: list[bytes] = []
-    for chunk in cut.snapshot:
-        role.handle(memoryview(chunk), out)
+    for record in cut.snapshot:
+        role.handle(memoryview(record), out)
     [written] = out
     op, checksum, _ = records.read_checkpoint_written(memoryview(written))
     assert op == 0
@@ -95,3 +98,4 @@ def test_snapshot_role_writes_three_copies_the_owner_sections_restore(tmp_path):
     restored.restore(store.load(op, checksum).sections)
     assert restored.digest() == mux.digest()
     assert all(status.problem == "" for status in store.verify(op, checksum))
+    assert not [name for name in os.listdir(tmp_path) if name.startswith("sections-")]

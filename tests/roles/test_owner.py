@@ -12,6 +12,7 @@ from core.roles import owner as owner_mod
 from core.roles import records
 from core.roles.owner import Outputs, Owner
 from core.roles.records import Lookup
+from core.storage.snapshot import SnapshotStore
 from domains import sessions_wire, streams_wire
 from domains.codec import identifier
 from domains.mux import MuxStateMachine
@@ -43,8 +44,9 @@ def _run(owner: Owner, record: bytes) -> Outputs:
 
 
 @pytest.fixture
-def owner() -> Owner:
-    owner = Owner(MuxStateMachine(auth.hash_secret("root-pw", n_log2=10)))
+def owner(tmp_path) -> Owner:
+    owner = Owner(MuxStateMachine(auth.hash_secret("root-pw", n_log2=10)),
+                  snapshots=SnapshotStore(str(tmp_path)))
     out = _run(owner, records.apply(_prepare(1, [_entry(0, Operation.REGISTER,
                                                          sessions_wire.encode_register(0))])))
     op, [(client, request, operation, status, result)] = records.read_applied(
@@ -104,12 +106,22 @@ def test_credentials_lookups_for_admission(owner):
     assert no_token[1] is False
 
 
+def _cut(owner: Owner, op: int) -> dict:
+    """Checkpoint op: the owner forks a child and goes on; its sections once it is done."""
+    assert _run(owner, records.checkpoint(op)).snapshot == []
+    done = Outputs()
+    assert owner.poll_checkpoint(done, wait=True) is False
+    [record] = done.snapshot
+    cut_op, _, _, path = records.read_sections_file(memoryview(record))
+    assert cut_op == op
+    with open(path, "rb") as source:
+        return owner_mod.decode_sections(source.read())
+
+
 def test_checkpoint_sections_restore_the_same_state_and_reuse_unchanged_sections(owner):
     _run(owner, records.apply(_prepare(2, [_entry(1, Operation.CREATE_STREAM,
                                                   streams_wire.encode_create_stream("c", {}), 1)])))
-    out = _run(owner, records.checkpoint(2))
-    blob = b"".join(bytes(owner_mod.decode_sections_chunk(memoryview(r))[5]) for r in out.snapshot)
-    sections = owner_mod.decode_sections(blob)
+    sections = _cut(owner, 2)
     restored = MuxStateMachine()
     restored.restore({name: (version, data) for name, (version, data) in sections.items()})
     assert restored.digest() == owner.mux.digest()
@@ -117,10 +129,26 @@ def test_checkpoint_sections_restore_the_same_state_and_reuse_unchanged_sections
     again = _run(owner, records.apply(_prepare(3, [_entry(2, Operation.CREATE_STREAM,
                                                           streams_wire.encode_create_stream("d", {}), 1)])))
     assert again.applied
-    out = _run(owner, records.checkpoint(3))
-    blob = b"".join(bytes(owner_mod.decode_sections_chunk(memoryview(r))[5]) for r in out.snapshot)
-    second = owner_mod.decode_sections(blob)
+    second = _cut(owner, 3)
     assert second["users"][1] is None
     assert second["streams"][1] is not None
     with pytest.raises(InvariantError):
         _run(owner, records.checkpoint(2))
+
+
+def test_a_checkpoint_is_the_state_at_its_op_while_applies_go_on(owner):
+    _run(owner, records.apply(_prepare(2, [_entry(1, Operation.CREATE_STREAM,
+                                                  streams_wire.encode_create_stream("c", {}), 1)])))
+    at_2 = owner.mux.digest()
+    assert _run(owner, records.checkpoint(2)).snapshot == []
+    # The child encodes from its image of op 2; the owner applies op 3 meanwhile.
+    assert _run(owner, records.apply(_prepare(3, [_entry(
+        2, Operation.CREATE_STREAM, streams_wire.encode_create_stream("d", {}), 1)]))).applied
+    done = Outputs()
+    owner.poll_checkpoint(done, wait=True)
+    _, _, _, path = records.read_sections_file(memoryview(done.snapshot[0]))
+    with open(path, "rb") as source:
+        sections = owner_mod.decode_sections(source.read())
+    restored = MuxStateMachine()
+    restored.restore(sections)
+    assert restored.digest() == at_2 != owner.mux.digest()
