@@ -20,6 +20,7 @@ SUBCOMMANDS: dict[str, str] = {
     "format": "tools.format",
     "inspect": "tools.inspect_data",  # not tools/inspect.py: it would shadow the stdlib module
     "loadgen": "tools.loadgen.command",
+    "check": "tools.check",
     "cpu-plan": "tools.cpu_plan",
     "ctl": "tools.ctl",
     "status": "tools.status",
