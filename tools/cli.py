@@ -21,6 +21,7 @@ SUBCOMMANDS: dict[str, str] = {
     "inspect": "tools.inspect_data",  # not tools/inspect.py: it would shadow the stdlib module
     "loadgen": "tools.loadgen.command",
     "check": "tools.check",
+    "chaos": "tools.chaos.command",
     "cpu-plan": "tools.cpu_plan",
     "ctl": "tools.ctl",
     "status": "tools.status",
