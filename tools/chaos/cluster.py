@@ -120,6 +120,15 @@ class ChaosCluster:
         self.processes[index] = process
         self.started_pids.append(process.pid)
 
+    def wait_gone(self, index: int, timeout_s: float) -> list[int]:
+        """Wait until no process is left in the replica's namespace (after a kill of its
+        supervisor its roles die by PDEATHSIG, a moment later); the pids still there."""
+        self.processes[index].wait(timeout=timeout_s)
+        deadline = time.monotonic() + timeout_s
+        while (left := netns.pids(self.namespaces[index])) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return left
+
     def alive(self, index: int) -> bool:
         process = self.processes[index]
         return process is not None and process.poll() is None

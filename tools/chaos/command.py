@@ -34,6 +34,7 @@ CONVERGE_TIMEOUT_S = 120.0
 LOADGEN_DRAIN_S = 40.0  # past an op's 30 s deadline, so every op ends answered or unknown
 TMPFS_BYTES = 256 << 20
 POLL_S = 0.05
+GONE_TIMEOUT_S = 10.0
 MIX = ("create_stream=10,create_topic=12,create_consumer_group=5,join_consumer_group=4,"
        "leave_consumer_group=3,delete_stream=3,get_stream=30,get_topic=25,get_consumer_group=5,"
        "create_user=1,get_user=2")
@@ -50,6 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--processes", type=int, default=1, help="loadgen processes (default 1)")
     parser.add_argument("--clients", type=int, default=8,
                         help="loadgen sessions per process (default 8)")
+    parser.add_argument("--tmpfs-mb", type=int, default=TMPFS_BYTES >> 20, metavar="MB",
+                        help="size of the disk-full replica's tmpfs data dir "
+                             f"(default {TMPFS_BYTES >> 20})")
     parser.add_argument("--checkpoint-interval", type=int, metavar="OPS",
                         help="replicas' [replication] checkpoint_interval (default: theirs)")
     parser.add_argument("--json", metavar="FILE", help="write the summary as JSON")
@@ -70,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     disk_full_replica = rng.randrange(3) if "disk-full" in kinds else None
     try:
         cluster = ChaosCluster(os.path.join(directory, "cluster"), disk_full_replica,
-                               TMPFS_BYTES, args.checkpoint_interval)
+                               args.tmpfs_mb << 20, args.checkpoint_interval)
     except Exception as exc:
         print(f"metavsr chaos: cannot set up: {exc}", file=sys.stderr)
         return 2
@@ -228,8 +232,13 @@ class Run:
         self.down.discard(index)
         cluster = self.cluster
         if not cluster.alive(index):
-            process = cluster.processes[index]
-            process.wait(timeout=30)  # its roles die with it (PDEATHSIG); wait for the reap
+            left = cluster.wait_gone(index, GONE_TIMEOUT_S)
+            if left:
+                self.problems.append(f"replica {index}'s processes {left} outlived it by "
+                                     f"{GONE_TIMEOUT_S:.0f} s")
+                for pid in left:
+                    cluster.kill_pid(pid)
+                cluster.wait_gone(index, GONE_TIMEOUT_S)
             cluster.start(index)
 
     def _watch(self, now: float) -> None:
@@ -238,6 +247,7 @@ class Run:
             if index in self.down or self.cluster.alive(index):
                 continue
             code = self.cluster.exit_code(index)
+            self.cluster.wait_gone(index, GONE_TIMEOUT_S)
             active = self.faults_done[-1]["plan"] if self.faults_done else ""
             self.unexpected_exits.append({"replica": index, "at_s": round(now, 2),
                                           "exit_code": code, "during": active})
