@@ -51,7 +51,8 @@ class Op:
         self.process, self.session, self.line = process, session, line
 
     def describe(self) -> str:
-        end = "       ?      " if self.complete_tick is None else f"{self.complete_tick / 1e9:12.6f} s"
+        end = "       ?      " if self.complete_tick is None \
+            else f"{self.complete_tick / 1e9:12.6f} s"
         answer = self.status + (f" id={self.id}" if self.status == "ok" and self.id is not None
                                 else " (empty)" if self.status == "ok" else "")
         return (f"[{self.invoke_tick / 1e9:12.6f} s .. {end}] p{self.process}/s{self.session} "

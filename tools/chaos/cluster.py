@@ -68,6 +68,15 @@ class ChaosCluster:
         self.disk_full_replica = disk_full_replica
         self.filler: str | None = None
         self.proxy = Proxy()
+        self.configs: list[str] = []
+        try:
+            self._create(tmpfs_bytes, checkpoint_interval)
+        except BaseException:
+            self.close()  # nothing half-made stays behind: namespaces, mount, listeners
+            raise
+
+    def _create(self, tmpfs_bytes: int, checkpoint_interval: int | None) -> None:
+        disk_full_replica = self.disk_full_replica
         os.makedirs(self.directory, exist_ok=True)
         if os.path.exists(os.path.join(self.directory, cluster_files.CLUSTER_FILE)):
             raise RuntimeError(f"{self.directory} already holds a cluster; chaos needs a fresh dir")

@@ -355,6 +355,7 @@ class Run:
             "longest_unavailability_at_s": round(gap_at, 3),
             "converge_s": None if converge_s is None else round(converge_s, 2),
             "stop_exit_codes": codes, "leftover_processes": leftovers,
+            "namespaces": self.cluster.namespaces,
             "linearizable": lin.ok, "linearizability": lin.as_dict(),
             "verified_op": verification.op, "digests_compared": len(verification.digests),
             "digests_equal": len(set(verification.digests)) == 1,
@@ -414,8 +415,8 @@ def _print(summary: dict) -> None:
           f"{summary['longest_unavailability_at_s']} s; converged in {summary['converge_s']} s")
     print(f"  unexpected replica exits {len(summary['unexpected_exits'])}; linearizable "
           f"{summary['linearizable']}; digests equal at op {summary['verified_op']} "
-          f"{summary['digests_equal']} ({summary['digests_compared']} of 3 replayed); acknowledged writes checked "
-          f"{summary['acked_writes_checked']}; leftovers {summary['leftover_processes'] or 'none'}")
+          f"{summary['digests_equal']} ({summary['digests_compared']} of 3 replayed); "
+          f"acknowledged writes checked {summary['acked_writes_checked']}; leftovers {summary['leftover_processes'] or 'none'}")
     for problem in summary["safety_problems"]:
         print(f"  SAFETY: {problem}")
     for problem in summary["liveness_problems"]:

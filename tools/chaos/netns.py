@@ -54,7 +54,7 @@ def entered(name: str | None):
     if name is None:
         yield
         return
-    own = os.open(f"/proc/thread-self/ns/net", os.O_RDONLY)
+    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
     target = os.open(f"/run/netns/{name}", os.O_RDONLY)
     try:
         if _libc.setns(target, _CLONE_NEWNET) != 0:
