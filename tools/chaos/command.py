@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import signal
 import subprocess
 import sys
 import tempfile
@@ -78,9 +79,15 @@ def run(args: argparse.Namespace) -> int:
     except Exception as exc:
         print(f"metavsr chaos: cannot set up: {exc}", file=sys.stderr)
         return 2
+    # Ctrl-C or SIGTERM (even when started in the background, where SIGINT is ignored) unwinds
+    # through the teardown below, so no replica, loadgen, namespace or mount is left.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
+    chaos = Run(cluster, args, kinds, directory)
     try:
-        summary = Run(cluster, args, kinds, directory).execute()
+        summary = chaos.execute()
     finally:
+        chaos.stop_loadgen()
         cluster.close()
     _print(summary)
     if args.json:
@@ -98,6 +105,7 @@ class Run:
         self.down: set[int] = set()  # replicas a fault keeps down: not restarted until healed
         self.t0 = 0.0
         self.problems: list[str] = []
+        self.loadgen: subprocess.Popen | None = None
 
     def execute(self) -> dict:
         cluster = self.cluster
@@ -108,7 +116,7 @@ class Run:
         plan = nemesis.schedule(self.args.seed, self.args.duration, self.kinds, 3,
                                 cluster.disk_full_replica if cluster.disk_full_replica is not None
                                 else 0, end_quiet)
-        loadgen = self._start_loadgen()
+        loadgen = self.loadgen = self._start_loadgen()
         self.t0 = time.monotonic()
         heal_at, healing = None, None
         pending = list(plan)
@@ -169,8 +177,14 @@ class Run:
                    "--mix", MIX, "--seed", str(args.seed), "--history", self.history,
                    "--json", os.path.join(self.directory, "loadgen.json")]
         log = open(os.path.join(self.directory, "loadgen.log"), "wb")
+        # Its own process group: an interrupted run stops its worker processes too.
         return subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL)
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+
+    def stop_loadgen(self) -> None:
+        if self.loadgen is not None and self.loadgen.poll() is None:
+            os.killpg(self.loadgen.pid, signal.SIGKILL)
+            self.loadgen.wait()
 
     def _begin(self, fault: nemesis.Fault, now: float):
         """Start a fault; returns what heals it."""
@@ -361,6 +375,10 @@ class Run:
             "digests_equal": len(set(verification.digests)) == 1,
             "acked_writes_checked": verification.acked_checked,
         }
+
+
+def _interrupt(*_) -> None:
+    raise KeyboardInterrupt
 
 
 def _partition_links(fault: nemesis.Fault, target: int) -> list[str]:
