@@ -145,7 +145,7 @@ class Proxy:
         for names, mode in changes:
             for name in names:
                 link = self.links[name]
-                previous, link.mode = link.mode, mode
+                previous = link.mode
                 if mode == "drop" or (mode == "up" and previous == "hang"):
                     for pair in list(link.pairs):
                         self._close(pair, by_fault=True)
@@ -157,6 +157,7 @@ class Proxy:
                         pair.hung = True
                         self._interest(pair.down)
                         self._interest(pair.up)
+                link.mode = mode  # last: a reader of the mode sees the change done
 
     def _accept(self, listener: socket.socket, link: Link) -> None:
         try:
