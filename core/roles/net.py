@@ -172,7 +172,9 @@ class NetRole(Handler):
                 self._strangers_unlogged += 1
                 return
             self._next_stranger_log_s = now + 1.0
-            reason += f" ({self._strangers_unlogged} more unauthenticated closes not logged)"
+            if self._strangers_unlogged:
+                reason += f" ({self._strangers_unlogged} unauthenticated closes not logged " \
+                          "before this one)"
             self._strangers_unlogged = 0
         log.info("peer_connection_closed", kind=conn.kind, peer=conn.peer, reason=reason)
 

@@ -236,3 +236,21 @@ def test_clients_cannot_send_peer_commands(nodes, command):
     assert _closed(sock)
     assert zero.role.gateway.counters.protocol_errors == 1
     assert zero.inbound(0.2) == []
+
+
+def test_strangers_cannot_flood_the_log(nodes, capfd):
+    replicas, (zero, _one) = nodes
+    address = (replicas[0].peer_host, replicas[0].peer_port)
+    capfd.readouterr()
+    before = zero.role.bad_peer_frames
+    started = time.monotonic()
+    for _ in range(30):
+        sock = socket.create_connection(address)
+        sock.sendall(_commit(2))
+        assert _closed(sock)
+        sock.close()
+    assert zero.role.bad_peer_frames - before == 30  # every one counted
+    lines = [line for line in capfd.readouterr().err.splitlines()
+             if "peer_connection_closed" in line and '"peer-in"' in line]
+    elapsed_s = time.monotonic() - started
+    assert 1 <= len(lines) <= 2 + elapsed_s, lines  # at most one a second, not one a stranger
