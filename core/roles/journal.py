@@ -124,7 +124,7 @@ def run(context) -> None:
                                 replica=config.replica, in_flight_ops_max=IN_FLIGHT_OPS_MAX)
     meter = metrics.Meter(handle.counters, "journal", ends.producers)
     role = JournalRole(recovered.journal, recovered.superblock, config.journal.retention_ops,
-                       lambda seconds: metrics.FSYNC_SECONDS.observe(handle.counters, seconds))
+                       lambda seconds: meter.observe(metrics.FSYNC_SECONDS, seconds))
     journal_path, next_size_s = Paths(config.data_dir).journal, 0.0
     consumer, producer = ends.consumers["journal"], ends.producers["durable"]
     log.info("journal_ready", op_max=recovered.journal.op_max,

@@ -227,6 +227,7 @@ class Meter:
         self._table = table
         self._role = role
         self._slots: dict[str, int] = {}
+        self._histograms: dict[str, tuple[int, ...]] = {}  # name -> bucket slots + sum slot
         self._rings = []
         for ring, producer in (producers or {}).items():
             table.set(role, f"ring_{ring}_capacity_bytes", producer.ring.capacity_bytes)
@@ -245,6 +246,19 @@ class Meter:
     def add(self, name: str, delta: int = 1) -> None:
         slot = self.slot(name)
         self._table.set_at(slot, self._table.get_at(slot) + delta)
+
+    def observe(self, histogram: Histogram, seconds: float) -> None:
+        """Histogram.observe with the bucket slots resolved once."""
+        slots = self._histograms.get(histogram.name)
+        if slots is None:
+            check(histogram.writer == self._role, f"{histogram.name} is {histogram.writer}'s")
+            slots = self._histograms[histogram.name] = tuple(
+                self.slot(name) for name in histogram.bucket_counters() + (histogram.sum_counter,))
+        micros = max(0, round(seconds * MICROSECONDS_PER_SECOND))
+        table = self._table
+        bucket = slots[bisect.bisect_left(histogram.bounds_us, micros)]
+        table.set_at(bucket, table.get_at(bucket) + 1)
+        table.set_at(slots[-1], table.get_at(slots[-1]) + micros)
 
     def rings(self) -> None:
         table = self._table

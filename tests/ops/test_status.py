@@ -124,3 +124,21 @@ def cluster_id():
     cluster = random.SystemRandom().getrandbits(63) | 1
     yield cluster
     naming.remove_stale(cluster, 0)
+
+
+def test_meter_observe_counts_like_histogram_observe(cluster_id):
+    names = ROLE_COUNTERS + metrics.COUNTER_NAMES
+    table = CounterTable.create(naming.ring_name(cluster_id, 0, "counters"),
+                                ("supervisor",) + ROLES, names)
+    reference = CounterTable.create(naming.ring_name(cluster_id, 0, "reference"),
+                                    ("supervisor",) + ROLES, names)
+    try:
+        meter = metrics.Meter(table, "journal")
+        for seconds in (0.00003, 0.00005, 0.0003, 0.004, 2.0, 0.0003):
+            meter.observe(metrics.FSYNC_SECONDS, seconds)
+            metrics.FSYNC_SECONDS.observe(reference, seconds)
+        assert table.snapshot() == reference.snapshot()
+        assert table.get("journal", "fsync_sum_us") == 2_004_680
+    finally:
+        table.close()
+        reference.close()
