@@ -120,8 +120,8 @@ def _create_or_resume(directory: str, args: argparse.Namespace) -> list[str]:
         out.write(orjson.dumps({"cluster_id": cluster_id, "replicas": replicas},
                                option=orjson.OPT_INDENT_2))
     os.replace(cluster_path + ".partial", cluster_path)
-    print(f"created cluster {cluster_id} in {directory}; root credentials in {credentials}",
-          flush=True)
+    print(f"created cluster {cluster_id} in {directory}; root credentials in {credentials}, "
+          f"cluster key in {os.path.join(directory, CLUSTER_KEY_FILE)}", flush=True)
     return [replica["config"] for replica in replicas]
 
 
