@@ -43,7 +43,7 @@ from core.storage.recover import read_core_recovered
 from core.roles.records import Kind
 from core.roles.transfer import Transfer
 from core.vsr.messages import (
-    Append, Applied, AppliedEntry, Apply, Checkpoint, CheckpointDone, Durable, PersistView,
+    Append, Applied, AppliedEntry, Apply, Checkpoint, CheckpointDone, Durable, Flush, PersistView,
     Query, Receive, Reply, ReplyFromTable, RequestSnapshot, Send, SnapshotInstalled, Tick,
     Truncate, VsrConfig,
 )
@@ -141,6 +141,10 @@ class Replication:
         self._step(Tick(now_us), out)
         out.outbound.extend(self.transfer.tick())
         self._maybe_install(out)
+
+    def flush(self, out: Outputs) -> None:
+        """The pass fed every record it had: the requests that came together share a prepare."""
+        self._step(Flush(), out)
 
     def _maybe_install(self, out: Outputs) -> None:
         install = self.transfer.install_record(self.core.checkpoint_pending is not None)
@@ -280,7 +284,7 @@ def vsr_config(config) -> VsrConfig:
         view_headers_max=max(128, replication.pipeline_max + 1),
         journal_retention_ops=config.journal.retention_ops,
         tick_us=replication.tick_ms * 1000, heartbeat_ticks=replication.heartbeat_ticks,
-        normal_timeout_ticks=replication.view_change_timeout_ticks)
+        normal_timeout_ticks=replication.view_change_timeout_ticks, prepare_on_flush=True)
 
 
 def run(context) -> None:
@@ -324,6 +328,7 @@ def run(context) -> None:
         if now >= next_tick:
             replication.tick(time.time_ns() // 1000, out)
             next_tick = max(next_tick + tick_s, now)  # a late tick is not made up in a burst
+        replication.flush(out)
         if out.outbound:
             producers["outbound"].push_batch(out.outbound)
         if out.journal:

@@ -43,6 +43,10 @@ class VsrConfig:
     cluster: int = 1
     pipeline_max: int = 64
     batch_max: int = 64
+    # False: a primary cuts a prepare after every input (one request may make one prepare).
+    # True: only on Flush, which the caller sends once it has fed every input it had, so the
+    # requests that arrived together share one prepare (one append, one round of messages).
+    prepare_on_flush: bool = False
     batch_bytes_max: int = 512 * 1024
     request_queue_max: int = 4096
     clients_max: int = 4096
@@ -145,6 +149,12 @@ class Applied:
 @dataclass(slots=True)
 class CheckpointDone:
     op: int
+
+
+@dataclass(slots=True)
+class Flush:
+    """Every input at hand has been fed: cut prepares from the queued requests (see
+    VsrConfig.prepare_on_flush)."""
 
 
 @dataclass(slots=True)

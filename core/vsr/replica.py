@@ -25,7 +25,7 @@ from core.vsr.clients import ClientSessions
 from core.vsr.log import Log
 from core.vsr.messages import (
     OPERATION_NON_REPLICATED, OPERATION_REGISTER, PREPARE_BATCH, STATUS_NORMAL, STATUS_RECOVERING,
-    STATUS_VIEW_CHANGE, Append, Applied, Apply, Checkpoint, CheckpointDone, Durable,
+    STATUS_VIEW_CHANGE, Append, Applied, Apply, Checkpoint, CheckpointDone, Durable, Flush,
     PersistView, Query, Receive, Reply, ReplyFromTable, RequestSnapshot, Send,
     SnapshotInstalled, Tick, Truncate, VsrConfig,
 )
@@ -128,8 +128,9 @@ class Replica:
         elif kind is SnapshotInstalled:
             self._on_snapshot_installed(event.op, event.header)
         else:
-            check(False, f"unknown input {kind.__name__}")
-        if self.status == STATUS_NORMAL and self.is_primary:
+            check(kind is Flush, f"unknown input {kind.__name__}")
+        if self.status == STATUS_NORMAL and self.is_primary and (
+                kind is Flush or not self.config.prepare_on_flush):
             self._prepare_queued()
         self._dispatch_commits()
         actions, self.actions = self.actions, []

@@ -154,3 +154,54 @@ def test_prepares_are_stamped_with_the_wall_clock_the_caller_gives():
     [append] = [r for r in out.journal if records.kind_of(r) == Kind.APPEND]
     _seq, _op, frame = records.read_append(memoryview(append))
     assert wire.decode_header(frame).timestamp == 1_795_000_000_000_000
+
+
+def _settle(replication: Replication, owner: owner_mod.Owner, out: Outputs) -> list[bytes]:
+    """Play journal and owner until the replies of what `out` started have left."""
+    replies = [r for r in out.outbound if records.kind_of(r) == Kind.CLIENT_FRAME]
+    pending = _journal_answers(out)
+    for _ in range(10):
+        step = Outputs()
+        for answer in pending:
+            replication.handle(memoryview(answer), step)
+        owner_out = owner_mod.Outputs()
+        for record in step.apply:
+            if records.kind_of(record) == Kind.APPLY:
+                owner.handle(memoryview(record), owner_out)
+        for applied in owner_out.applied:
+            replication.handle(memoryview(applied), step)
+        replication.flush(step)
+        replies += [r for r in step.outbound if records.kind_of(r) == Kind.CLIENT_FRAME]
+        pending = _journal_answers(step)
+        if not pending:
+            break
+    return replies
+
+
+def test_with_prepare_on_flush_the_requests_of_one_pass_share_one_prepare():
+    replication = Replication(Replica(VsrConfig(replica_count=1, prepare_on_flush=True), 0,
+                                      random.Random(7)))
+    owner = owner_mod.Owner(MuxStateMachine(auth.hash_secret("pw", n_log2=10)))
+    clients = [bytes([i + 1]) * 16 for i in range(4)]
+    sessions = []
+    for conn, client in enumerate(clients):
+        out = _feed(replication, records.client_request(conn, 0, iggy.request_frame(
+            client, 0, 0, Operation.REGISTER, sessions_wire.encode_register(0))))
+        assert Kind.APPEND not in _kinds(out.journal)  # nothing is cut before the flush
+        replication.flush(out)
+        [reply] = _settle(replication, owner, out)
+        frame = records.read_conn_frame(memoryview(reply))[1]
+        sessions.append(iggy.parse_login_reply(
+            iggy.parse_reply(bytes(frame), Operation.REGISTER).payload).session)
+    out = Outputs()
+    for conn, (client, session) in enumerate(zip(clients, sessions)):
+        replication.handle(memoryview(records.client_request(conn, 0, iggy.request_frame(
+            client, session, 1, Operation.CREATE_STREAM,
+            streams_wire.encode_create_stream(f"s{conn}", {})))), out)
+    assert Kind.APPEND not in _kinds(out.journal)
+    replication.flush(out)
+    [append] = [r for r in out.journal if records.kind_of(r) == Kind.APPEND]
+    assert wire.decode_header(records.read_append(memoryview(append))[2]).request_count == 4
+    replies = _settle(replication, owner, out)
+    assert sorted(records.read_conn_frame(memoryview(r))[0] for r in replies) == [0, 1, 2, 3]
+    assert len(owner.mux.streams.streams) == 4
