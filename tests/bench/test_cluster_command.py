@@ -21,7 +21,8 @@ from tools.bench.cluster import PHASES
 from tools.bench.replicas import ROLES
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SMOKE = ["--duration", "1", "--warmup", "0", "--processes", "1", "--clients", "2"]
+# 1.5 s: the CPU per role is measured from the first whole second of load to the end.
+SMOKE = ["--duration", "1.5", "--warmup", "0", "--processes", "1", "--clients", "2"]
 
 
 def metavsr(*argv: str, env: dict | None = None, timeout: float = 120.0):

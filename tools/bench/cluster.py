@@ -22,7 +22,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -96,7 +95,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     py_spy = _py_spy_binary() if args.py_spy else None
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        with tempfile.TemporaryDirectory(prefix="metavsr-bench-cluster-", dir=args.dir) as tmp:
+        with local.work_dir("metavsr-bench-cluster-", args.dir) as tmp:
             results = {"metavsr": _metavsr(args, os.path.join(tmp, "metavsr"), py_spy)}
             if binary is not None:
                 results["etcd"] = _etcd(args, binary, os.path.join(tmp, "etcd"))
@@ -127,7 +126,7 @@ def _metavsr(args, directory: str, py_spy: str | None) -> dict:
                 phase.metavsr_mix), run_id, rate)
             if phase.name != "writes_saturation":
                 return _measure(config, None, mix.KINDS, METAVSR_READS)
-            # At saturation: where the CPU goes, role by role, from the first second of load
+            # At saturation: where the CPU goes, role by role, from the end of the first second of load
             # (after the sessions logged in: their scrypt is not the load) to the phase's end.
             primary = cluster.primary()
             pids = [cluster.role_pids(index) for index in range(args.replicas)]

@@ -9,15 +9,36 @@ a server hangs or the benchmark is interrupted.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
+
+from tools.bench import BenchError
 
 PORT_LOW = 10_000
 PORT_TRIES = 200
+
+
+@contextlib.contextmanager
+def work_dir(prefix: str, parent: str | None):
+    """A fresh temp dir for servers' data and logs, removed at the end, except when a
+    BenchError (a server that did not start or failed) ends the run: then it is kept, and the
+    error says where, so the logs it names can be read."""
+    path = tempfile.mkdtemp(prefix=prefix, dir=parent)
+    try:
+        yield path
+    except BenchError as exc:
+        raise BenchError(f"{exc} (kept {path} for its logs)") from None
+    except BaseException:
+        shutil.rmtree(path, ignore_errors=True)
+        raise
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def _ephemeral_low() -> int:
@@ -63,13 +84,13 @@ def stop_all(processes: list[subprocess.Popen], timeout_s: float) -> None:
         process.wait()
 
 
-def group_alive(pid: int) -> bool:
-    """Whether any process is left in the process group `pid` led."""
-    try:
-        os.killpg(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+def rss_bytes(pid: int | str = "self") -> int:
+    """Resident memory of a process (default: this one), from /proc."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise BenchError(f"no VmRSS in /proc/{pid}/status")
 
 
 def cpu_seconds(pid: int) -> float:

@@ -13,7 +13,6 @@ import argparse
 import os
 import shutil
 import subprocess
-import time
 from collections.abc import Callable
 
 import orjson
@@ -112,21 +111,5 @@ class MetavsrCluster:
                     pids[event["role_name"]] = event["pid"]  # a later run replaces earlier
         return pids
 
-    def rss_bytes(self, pid: int) -> int:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-        return 0
-
     def stop(self) -> None:
         local.stop_all(self.processes, STOP_TIMEOUT_S)
-
-    def wait_stopped(self, timeout_s: float = 5.0) -> bool:
-        """Whether every replica's process group is gone (roles included) within timeout_s."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if not any(local.group_alive(p.pid) for p in self.processes):
-                return True
-            time.sleep(0.05)
-        return False

@@ -22,10 +22,9 @@ import argparse
 import os
 import shutil
 import sys
-import tempfile
 import time
 
-from tools.bench import BenchError
+from tools.bench import BenchError, local
 from tools.bench.report import print_table
 
 HELP = "write latency/throughput, checkpoint times and memory as the catalogue grows"
@@ -74,7 +73,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
                                   "clients_per_process": args.clients,
                                   "duration_per_size_s": args.duration}
     rows = []
-    with tempfile.TemporaryDirectory(prefix="metavsr-bench-scale-", dir=args.dir) as tmp:
+    with local.work_dir("metavsr-bench-scale-", args.dir) as tmp:
         for objects in sizes:
             print(f"scale: {objects:,} objects", file=sys.stderr, flush=True)
             size = _one_size(args, objects, os.path.join(tmp, f"n{objects}"))
@@ -116,11 +115,11 @@ def _one_size(args, objects: int, directory: str) -> dict[str, object]:
         cluster.start()
         start_s = time.perf_counter() - began
         owner = cluster.role_pids(cluster.primary())["owner"]
-        owner_rss = cluster.rss_bytes(owner)
+        owner_rss = local.rss_bytes(owner)
         writes = _writes(args, cluster)
     finally:
         cluster.stop()
-        shutil.rmtree(directory, ignore_errors=True)
+    shutil.rmtree(directory)  # each size's data is large: free the disk before the next
     return {"build_s": round(built["build_s"], 3),
             "memory_bytes_per_object": round(built["rss_delta_bytes"] / objects, 1),
             "serialise_s": round(built["serialise_s"], 4),
@@ -135,20 +134,12 @@ def _build_in_child(objects: int, root_hash: bytes) -> dict:
         return pool.apply(_build, (objects, root_hash))
 
 
-def _rss_bytes() -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise BenchError("no VmRSS in /proc/self/status")
-
-
 def _build(objects: int, root_hash: bytes) -> dict:
     """In the child: the catalogue of `objects` streams and topics, its sections and costs."""
     from domains import streams_wire as sw
     from tools.bench.checkpoint import Builder, timed
 
-    before = _rss_bytes()
+    before = local.rss_bytes()
     began = time.perf_counter()
     builder = Builder(root_hash, one_op=True)
     streams, rest = divmod(objects, TOPICS_PER_STREAM + 1)
@@ -157,7 +148,7 @@ def _build(objects: int, root_hash: bytes) -> dict:
         builder.apply(_OP_CREATE_TOPIC, sw.encode_create_topic(0, 1, f"extra-{extra}", {}))
     builder.apply(_OP_LOGOUT, b"")  # the cluster must not inherit the builder's session
     build_s = time.perf_counter() - began
-    rss_delta = _rss_bytes() - before
+    rss_delta = local.rss_bytes() - before
     counts = builder.mux.counts()
     assert counts["streams"] + counts["topics"] == objects, counts
     assert counts["clients"] == 0, counts
