@@ -115,6 +115,7 @@ class GatewayCounters:
     closed_login_failures: int = 0
     closed_in_flight: int = 0
     refused_op_size: int = 0
+    refused_busy: int = 0
     protocol_errors: int = 0
 
 
@@ -246,6 +247,16 @@ class Gateway:
             return self._forward(conn, state, header,
                                  users_wire.rewrite_create_token(body, locator + result))
         return []
+
+    def job_refused(self, conn: int) -> list:
+        """The net role has too many hash jobs to take this one: the client retries later."""
+        state = self.conns.get(conn)
+        if state is None or state.step is None:
+            return []
+        _name, header, _data = state.step
+        state.step = None
+        self.counters.refused_busy += 1
+        return [self._status(conn, header, iggy.STATUS_TRANSIENT_NOT_ACCEPTED)]
 
     # --- request kinds ----------------------------------------------------------------
 

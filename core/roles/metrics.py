@@ -109,9 +109,9 @@ def _ring_metrics() -> tuple[Metric, ...]:
 # Refusals of hostile or broken input by the net role (docs/SECURITY.md), one sample per event.
 SECURITY_EVENTS = (
     "logins_failed", "logins_throttled", "closed_login_failures", "refused_unauthenticated",
-    "closed_in_flight", "refused_op_size", "protocol_errors", "refused_over_limit",
-    "handshake_timeouts", "slow_frames_closed", "idle_closed", "slow_readers_closed",
-    "tls_failed", "peer_auth_failures", "bad_peer_frames",
+    "closed_in_flight", "refused_op_size", "refused_busy", "protocol_errors",
+    "refused_over_limit", "handshake_timeouts", "slow_frames_closed", "idle_closed",
+    "slow_readers_closed", "tls_failed", "peer_auth_failures", "bad_peer_frames",
 )
 
 

@@ -56,6 +56,9 @@ FORWARDED_CONN_FIRST = 1 << 31  # pseudo connection ids of forwarded requests st
 FORWARDED_MAX = 65_536  # forwarded requests awaiting a reply; the oldest are forgotten
 POP_BATCH_MAX = 512
 HASH_THREADS = 2  # scrypt releases the GIL: login work runs beside the loop, not in it
+# scrypt jobs queued or running (~50 ms of a core each): beyond this, a login or password
+# change is asked to retry (58) rather than queued behind seconds of hashing.
+HASH_JOBS_MAX = 32
 _HANDSHAKE_COMMANDS = frozenset({Command.PEER_HELLO, Command.PEER_CHALLENGE, Command.PEER_AUTH})
 
 
@@ -92,6 +95,8 @@ class NetRole(Handler):
         self._jobs = ThreadPoolExecutor(max_workers=HASH_THREADS, thread_name_prefix="hash")
         self._done: list[tuple[int, object]] = []
         self._done_lock = threading.Lock()
+        self.hash_jobs_max = HASH_JOBS_MAX
+        self._jobs_pending = 0
         self._done_read, self._done_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._next_dial_s = 0.0
         self.bad_peer_frames = 0
@@ -291,6 +296,10 @@ class NetRole(Handler):
             elif kind is ToOwner:
                 self._owner.append(action.record)
             elif kind is Job:
+                if self._jobs_pending >= self.hash_jobs_max:
+                    self._apply_actions(self.gateway.job_refused(action.conn))
+                    continue
+                self._jobs_pending += 1
                 self._jobs.submit(self._run_job, action)
             else:
                 check(kind is Close, f"unknown gateway action {action!r}")
@@ -311,6 +320,8 @@ class NetRole(Handler):
             pass
         with self._done_lock:
             done, self._done = self._done, []
+        self._jobs_pending -= len(done)
+        check(self._jobs_pending >= 0, "more hash jobs done than submitted")
         for conn, result in done:
             self._apply_actions(self.gateway.job_done(conn, result))
 
