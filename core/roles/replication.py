@@ -284,7 +284,7 @@ def vsr_config(config) -> VsrConfig:
         view_headers_max=max(128, replication.pipeline_max + 1),
         journal_retention_ops=config.journal.retention_ops,
         tick_us=replication.tick_ms * 1000, heartbeat_ticks=replication.heartbeat_ticks,
-        normal_timeout_ticks=replication.view_change_timeout_ticks, prepare_on_flush=True)
+        normal_timeout_ticks=replication.view_change_timeout_ticks, batch_on_flush=True)
 
 
 def run(context) -> None:

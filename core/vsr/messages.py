@@ -43,10 +43,11 @@ class VsrConfig:
     cluster: int = 1
     pipeline_max: int = 64
     batch_max: int = 64
-    # False: a primary cuts a prepare after every input (one request may make one prepare).
-    # True: only on Flush, which the caller sends once it has fed every input it had, so the
-    # requests that arrived together share one prepare (one append, one round of messages).
-    prepare_on_flush: bool = False
+    # False: a primary cuts a prepare and starts a read-index round after every input (one
+    # request may make one prepare). True: only on Flush, which the caller sends once it has
+    # fed every input it had, so the requests that arrived together share one prepare (one
+    # append, one round of messages) and the reads one heartbeat round.
+    batch_on_flush: bool = False
     batch_bytes_max: int = 512 * 1024
     request_queue_max: int = 4096
     clients_max: int = 4096
@@ -153,8 +154,8 @@ class CheckpointDone:
 
 @dataclass(slots=True)
 class Flush:
-    """Every input at hand has been fed: cut prepares from the queued requests (see
-    VsrConfig.prepare_on_flush)."""
+    """Every input at hand has been fed: cut prepares from the queued requests and start a
+    read-index round for the waiting reads (see VsrConfig.batch_on_flush)."""
 
 
 @dataclass(slots=True)

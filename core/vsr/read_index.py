@@ -36,7 +36,11 @@ class ReadIndex:
         return True
 
     def needs_round(self) -> bool:
-        return bool(self.waiting) and self.waiting[-1][0] > self.round
+        """A waiting read needs a round not started yet, and no round is in flight: the reads
+        that arrive during a round share the next one, started when it is confirmed (or by
+        the periodic heartbeat, should its acknowledgements be lost)."""
+        return bool(self.waiting) and self.waiting[-1][0] > self.round and \
+            self.confirmed == self.round
 
     def start_round(self) -> int:
         self.round += 1

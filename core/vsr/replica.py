@@ -130,8 +130,9 @@ class Replica:
         else:
             check(kind is Flush, f"unknown input {kind.__name__}")
         if self.status == STATUS_NORMAL and self.is_primary and (
-                kind is Flush or not self.config.prepare_on_flush):
+                kind is Flush or not self.config.batch_on_flush):
             self._prepare_queued()
+            self._maybe_start_read_round()
         self._dispatch_commits()
         actions, self.actions = self.actions, []
         return actions
@@ -317,7 +318,6 @@ class Replica:
                 # acknowledged); they are all at or below the head it started the view with,
                 # so the read waits for that too.
                 self.reads.add(h, body, max(self.commit_max, self.view_start_head))
-                self._maybe_start_read_round()
             return
         if self.status != STATUS_NORMAL or not self.is_primary:
             return

@@ -178,8 +178,8 @@ def _settle(replication: Replication, owner: owner_mod.Owner, out: Outputs) -> l
     return replies
 
 
-def test_with_prepare_on_flush_the_requests_of_one_pass_share_one_prepare():
-    replication = Replication(Replica(VsrConfig(replica_count=1, prepare_on_flush=True), 0,
+def test_with_batch_on_flush_the_requests_of_one_pass_share_one_prepare():
+    replication = Replication(Replica(VsrConfig(replica_count=1, batch_on_flush=True), 0,
                                       random.Random(7)))
     owner = owner_mod.Owner(MuxStateMachine(auth.hash_secret("pw", n_log2=10)))
     clients = [bytes([i + 1]) * 16 for i in range(4)]

@@ -42,7 +42,7 @@ def isolated_primary_run(replica_class, seed=3):
                    schedule={300: [cut_backups]}).run()
 
 
-def stale_longer_log_run(replica_class, seed=11):
+def stale_longer_log_run(replica_class, seed=1):
     """Old primary A, cut from its backups, prepares a suffix nobody else has (log_view 0).
     The others form view 1 and commit a shorter log. Then view 1's primary dies as A comes
     back: the next view change sees A's longer log with the older log_view."""

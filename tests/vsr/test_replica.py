@@ -164,6 +164,20 @@ def test_linearizable_read_waits_for_a_quorum_round_started_after_it_arrived():
     assert len(answered) == 1
 
 
+def test_reads_arriving_during_a_round_share_the_next_one():
+    primary = Replica(config(), 0, random.Random(1))
+    read = dict(operation=2, body=b"\x01", code=1)
+    round_one = sends(primary.step(request(1, **read)), Command.COMMIT)[0][1].heartbeat
+    # Two reads while round one is in flight start no round of their own.
+    assert not sends(primary.step(request(2, **read)), Command.COMMIT)
+    assert not sends(primary.step(request(3, **read)), Command.COMMIT)
+    actions = primary.step(peer(Command.COMMIT_ACK, 1, heartbeat=round_one))
+    assert len(of(actions, Query)) == 1  # the read that round one was for
+    beats = sends(actions, Command.COMMIT)
+    assert {h.heartbeat for _, h, _ in beats} == {round_one + 1}  # one round for both
+    assert len(of(primary.step(peer(Command.COMMIT_ACK, 2, heartbeat=round_one + 1)), Query)) == 2
+
+
 def test_stale_read_is_answered_at_once_by_a_backup():
     backup = Replica(config(), 1, random.Random(2))
     h = request(1, operation=2, body=b"\x01", code=1)
