@@ -342,7 +342,7 @@ class Run:
         statuses = Counter("ok" if op.status == "ok" else "unknown" if op.status in
                            check.UNKNOWN_OUTCOME else "error" for op in ops)
         gap_s, gap_at = _longest_unavailability(ops)
-        views = _views(self.cluster)
+        views, events = _scan_logs(self.cluster)
         problems = list(self.problems)
         safety = list(verification.problems)
         if not lin.ok:
@@ -365,6 +365,7 @@ class Run:
             "faults_skipped": sum(1 for f in self.faults_done if "skipped" in f),
             "faults": self.faults_done, "unexpected_exits": self.unexpected_exits,
             "view_changes": max(0, len(views) - 1), "final_view": max(views, default=0),
+            "log_events": events,
             "longest_unavailability_s": round(gap_s, 3),
             "longest_unavailability_at_s": round(gap_at, 3),
             "converge_s": None if converge_s is None else round(converge_s, 2),
@@ -409,14 +410,25 @@ def _longest_unavailability(ops) -> tuple[float, float]:
     return best / 1e9, at / 1e9
 
 
-def _views(cluster: ChaosCluster) -> set[int]:
-    views = set()
+# Replica log events a summary counts (the logs stay in the run dir for the rest).
+COUNTED_EVENTS = ("state_transfer_started", "state_transfer_installed", "state_transfer_refused",
+                  "state_transfer_serve_failed", "role_died", "role_heartbeat_stalled")
+
+
+def _scan_logs(cluster: ChaosCluster) -> tuple[set[int], dict[str, int]]:
+    """(views some replica was normal in, counts of COUNTED_EVENTS) over every replica log."""
+    views: set[int] = set()
+    counts: Counter = Counter()
     for index in range(3):
         with open(cluster.log_path(index), "rb") as log:
             for line in log:
                 if b'"view_status"' in line and b'"normal":true' in line:
                     views.add(orjson.loads(line)["view"])
-    return views
+                elif b"state_transfer" in line or b"role_" in line:
+                    event = orjson.loads(line).get("event")
+                    if event in COUNTED_EVENTS:
+                        counts[event] += 1
+    return views, dict(counts)
 
 
 def _print(summary: dict) -> None:
@@ -435,6 +447,7 @@ def _print(summary: dict) -> None:
           f"{summary['linearizable']}; digests equal at op {summary['verified_op']} "
           f"{summary['digests_equal']} ({summary['digests_compared']} of 3 replayed); "
           f"acknowledged writes checked {summary['acked_writes_checked']}; leftovers {summary['leftover_processes'] or 'none'}")
+    print(f"  replica log events {summary['log_events']}")
     for problem in summary["safety_problems"]:
         print(f"  SAFETY: {problem}")
     for problem in summary["liveness_problems"]:
