@@ -126,28 +126,24 @@ def _metavsr(args, directory: str, py_spy: str | None) -> dict:
                 phase.metavsr_mix), run_id, rate)
             if phase.name != "writes_saturation":
                 return _measure(config, None, mix.KINDS, METAVSR_READS)
-            # At saturation: where the CPU goes, role by role, from the end of the first second of load
-            # (after the sessions logged in: their scrypt is not the load) to the phase's end.
+            # At saturation: where the CPU goes, role by role (see _metered).
             primary = cluster.primary()
             pids = [cluster.role_pids(index) for index in range(args.replicas)]
             groups = {f"primary_{role}": [pids[primary][role]] for role in pids[primary]}
             groups.update({f"backups_{role}": [p[role] for i, p in enumerate(pids)
                                                if i != primary] for role in pids[primary]})
-            meter = local.CpuMeter(groups)
+            groups["server"] = [pid for p in pids for pid in p.values()]
             profile: list = []
 
-            def first_second(second) -> None:
-                if not meter.began:
-                    meter.start()
-                    if py_spy is not None:
-                        _start_py_spy(py_spy, pids[primary], args, profile)
+            def started() -> None:
+                if py_spy is not None:
+                    _start_py_spy(py_spy, pids[primary], args, profile)
 
             try:
-                figures = _measure(config, None, mix.KINDS, METAVSR_READS, first_second)
+                return _metered(groups, started, lambda each_second: _measure(
+                    config, None, mix.KINDS, METAVSR_READS, each_second))
             finally:
                 _finish_py_spy(profile)
-            figures.update({f"{name}_cpu_pct": pct for name, pct in meter.stop().items()})
-            return figures
 
         return _phases("metavsr", drive)
     finally:
@@ -171,13 +167,34 @@ def _etcd(args, binary: str, directory: str) -> dict:
         def drive(phase: Phase, run_id: str, rate: float | None) -> dict:
             # Every session talks to the leader, as metavsr's follow its roster to the primary.
             config = _config(args, (leader,), b"", phase.etcd_mix, run_id, rate)
-            return _measure(config, etcd_load.main, etcd_load.KINDS, ("range",))
+            measure = lambda each_second: _measure(  # noqa: E731
+                config, etcd_load.main, etcd_load.KINDS, ("range",), each_second)
+            if phase.name != "writes_saturation":
+                return measure(None)
+            return _metered({"server": [p.pid for p in members.processes]}, None, measure)
 
         results = _phases("etcd", drive)
         results["version"] = version
         return results
     finally:
         members.stop()
+
+
+def _metered(groups: dict[str, list[int]], started, measure) -> dict:
+    """Run measure(each_second) and add the CPU the groups of processes (and the machine)
+    used from the end of the first second of load (the sessions have logged in by then: their
+    password hashing is not the load) to the end of the phase, as `<group>_cpu_pct`."""
+    meter = local.CpuMeter(groups)
+
+    def first_second(second) -> None:
+        if not meter.began:
+            meter.start()
+            if started is not None:
+                started()
+
+    figures = measure(first_second)
+    figures.update({f"{name}_cpu_pct": pct for name, pct in meter.stop().items()})
+    return figures
 
 
 def _phases(system: str, drive) -> dict:
@@ -339,21 +356,31 @@ def _report(args, results: dict) -> dict[str, object]:
         title += f", beside etcd {theirs['version']} (3 members, fsync on)"
     print()
     print_table(headers, rows, title=title)
+    for system, phases in results.items():
+        saturation = phases["writes_saturation"]
+        figures.update({f"{system}_writes_saturation_{key}": value
+                        for key, value in saturation.items() if key.endswith("_cpu_pct")})
+        figures[f"{system}_writes_saturation_server_cpu_ms_per_op"] = round(
+            10.0 * saturation["server_cpu_pct"] / max(saturation["ops_per_s"], 1e-9), 3)
     cpu = {key: value for key, value in mine["writes_saturation"].items()
            if key.endswith("_cpu_pct")}
-    figures.update({f"metavsr_writes_saturation_{key}": value for key, value in cpu.items()})
     roles = sorted((key[len("primary_"):-len("_cpu_pct")] for key in cpu
                     if key.startswith("primary_")),
                    key=lambda role: -cpu[f"primary_{role}_cpu_pct"])
-    replicas = sum(value for key, value in cpu.items() if not key.startswith("machine"))
     print()
     print_table(("role", "primary", "backups (sum)"),
                 [(role, cpu[f"primary_{role}_cpu_pct"], cpu[f"backups_{role}_cpu_pct"])
                  for role in roles],
                 title="metavsr CPU per role during the writes saturation, % of one core")
-    print(f"the machine: {cpu['machine_cpu_pct']:.0f}% of one core busy ({os.cpu_count()} "
-          f"cores), of which metavsr's replicas {replicas:.0f}%; the rest is the load "
-          "generator and whatever else runs here")
+    print()
+    for system, phases in results.items():
+        saturation = phases["writes_saturation"]
+        print(f"{system} at writes saturation: its servers used "
+              f"{saturation['server_cpu_pct']:.0f}% of one core, "
+              f"{figures[f'{system}_writes_saturation_server_cpu_ms_per_op']:.2f} ms of CPU per "
+              f"write; the machine ({os.cpu_count()} cores) was "
+              f"{saturation['machine_cpu_pct']:.0f}% busy (the rest is the load generator and "
+              "whatever else runs here)")
     saturation = mine["writes_saturation"]["ops_per_s"]
     reads = mine["reads80_saturation"]["reads_ops_per_s"]
     print(f"\nlinearizable reads in the 80% reads phase: {reads:,.0f}/s = "
