@@ -99,7 +99,8 @@ def test_bench_scale_smoke_has_every_figure_and_leaves_nothing_running(tmp_path)
     work = tmp_path / "work"
     work.mkdir()
     out = tmp_path / "scale.json"
-    result = metavsr("bench", "scale", "--sizes", "1000", *SMOKE, "--dir", str(work),
+    result = metavsr("bench", "scale", "--sizes", "1000", "--duration", "1", "--warmup", "0",
+                     "--processes", "1", "--clients", "2", "--dir", str(work),
                      "--json", str(out))
     assert result.returncode == 0, result.stderr
     figures = orjson.loads(out.read_bytes())

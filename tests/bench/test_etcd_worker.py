@@ -86,13 +86,13 @@ def run(gateway: FakeGateway, ops: int):
 def test_every_operation_is_counted_once_by_kind(forget):
     gateway = FakeGateway(forget)
     try:
-        totals = run(gateway, 300)
+        totals = run(gateway, 200)
     finally:
         gateway.close()
     puts, ranges = totals.completed["put"], totals.completed["range"]
-    assert puts + ranges == 300
+    assert puts + ranges == 200
     assert gateway.requests == {"/v3/kv/put": puts, "/v3/kv/range": ranges}
-    assert ranges > 50  # a 1:1 mix; ranges only wait for the first put of each process
+    assert ranges > 30  # a 1:1 mix; ranges only wait for the first put of each process
     assert totals.histograms["put"].total == puts
     if forget:
         not_found = etcd_load.HTTP_CODE_BASE + 404
