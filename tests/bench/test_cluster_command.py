@@ -27,7 +27,7 @@ SMOKE = ["--duration", "1.5", "--warmup", "0", "--processes", "1", "--clients", 
 
 def metavsr(*argv: str, env: dict | None = None, timeout: float = 120.0):
     return subprocess.run([sys.executable, "-m", "tools.cli", *argv], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def processes_mentioning(text: str) -> list[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
+
 class BenchError(Exception):
     """The benchmark cannot run (a missing tool, a server that did not start): the message
     says why and what to do; the command exits 2 after everything it started is stopped."""

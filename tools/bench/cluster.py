@@ -167,8 +167,11 @@ def _etcd(args, binary: str, directory: str) -> dict:
         def drive(phase: Phase, run_id: str, rate: float | None) -> dict:
             # Every session talks to the leader, as metavsr's follow its roster to the primary.
             config = _config(args, (leader,), b"", phase.etcd_mix, run_id, rate)
-            measure = lambda each_second: _measure(  # noqa: E731
-                config, etcd_load.main, etcd_load.KINDS, ("range",), each_second)
+
+            def measure(each_second) -> dict:
+                return _measure(config, etcd_load.main, etcd_load.KINDS, ("range",),
+                                each_second)
+
             if phase.name != "writes_saturation":
                 return measure(None)
             return _metered({"server": [p.pid for p in members.processes]}, None, measure)

@@ -72,18 +72,17 @@ class EtcdCluster:
         token = f"bench-{secrets.token_hex(4)}"
         initial = ",".join(f"m{i}=http://{h}:{p}" for i, (h, p) in enumerate(self.peers))
         for i in range(self.members):
-            client = "http://%s:%d" % self.clients[i]
-            peer = "http://%s:%d" % self.peers[i]
-            log = open(os.path.join(self.directory, f"etcd-m{i}.log"), "ab")
-            self.processes.append(subprocess.Popen(
-                [self.binary, "--name", f"m{i}",
-                 "--data-dir", os.path.join(self.directory, f"etcd-m{i}"),
-                 "--listen-client-urls", client, "--advertise-client-urls", client,
-                 "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-                 "--initial-cluster", initial, "--initial-cluster-state", "new",
-                 "--initial-cluster-token", token],
-                stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True))
-            log.close()
+            client = "http://{}:{}".format(*self.clients[i])
+            peer = "http://{}:{}".format(*self.peers[i])
+            with open(os.path.join(self.directory, f"etcd-m{i}.log"), "ab") as log:
+                self.processes.append(subprocess.Popen(
+                    [self.binary, "--name", f"m{i}",
+                     "--data-dir", os.path.join(self.directory, f"etcd-m{i}"),
+                     "--listen-client-urls", client, "--advertise-client-urls", client,
+                     "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+                     "--initial-cluster", initial, "--initial-cluster-state", "new",
+                     "--initial-cluster-token", token],
+                    stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True))
 
     def wait_leader(self, timeout_s: float = READY_TIMEOUT_S) -> tuple[str, int]:
         """Wait until every member answers and names the same leader; its client address."""

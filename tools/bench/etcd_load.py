@@ -267,7 +267,7 @@ class EtcdWorker:
             self._close(s)  # its answer may still come: never on a connection reused
             self._complete(s, now, UNAVAILABLE, b"")
             return
-        s.outbuf = request_bytes("%s:%d" % self.addresses[s.address_index], s.pending.path,
+        s.outbuf = request_bytes("{}:{}".format(*self.addresses[s.address_index]), s.pending.path,
                                  s.pending.body)
         self._at(s, now + round(REPLY_TIMEOUT_S * NS_PER_S), self._lost)
         if s.sock is None:

@@ -54,8 +54,8 @@ class MetavsrCluster:
                                   journal=self.journal)
         self.configs = cluster_tool._create_or_resume(self.directory, args)
         self.addresses = cluster_files.cluster_addresses(self.directory)
-        document = orjson.loads(open(os.path.join(self.directory, cluster_files.CLUSTER_FILE),
-                                     "rb").read())
+        with open(os.path.join(self.directory, cluster_files.CLUSTER_FILE), "rb") as source:
+            document = orjson.loads(source.read())
         self.cluster_id = document["cluster_id"]
         if sections is None:
             return

@@ -158,8 +158,8 @@ def _build(objects: int, root_hash: bytes) -> dict:
 
 
 def _time_checkpoint(directory: str, sections: dict) -> dict[str, object]:
-    from domains.mux import MuxStateMachine
     from core.storage.snapshot_writer import SnapshotRequest
+    from domains.mux import MuxStateMachine
     from tools.bench.checkpoint import open_store, timed
 
     work = os.path.join(directory, "checkpoint")
