@@ -154,7 +154,7 @@ class ChaosCluster:
         names = {}
         with open(self.log_path(index), "rb") as log:
             for line in log:
-                if b'"role_spawned"' in line:
+                if line.startswith(b"{") and b'"role_spawned"' in line:
                     entry = orjson.loads(line)
                     if entry.get("pid") in pids:
                         names[entry["pid"]] = entry.get("role_name", "role")

@@ -275,7 +275,8 @@ class Run:
         for index in range(3):
             with open(self.cluster.log_path(index), "rb") as log:
                 for line in log:
-                    if b'"view_status"' in line and b'"normal":true' in line:
+                    if line.startswith(b"{") and b'"view_status"' in line \
+                            and b'"normal":true' in line:
                         entry = orjson.loads(line)
                         best = max(best, (entry["view"], entry["primary"]))
         return best[1]
@@ -422,6 +423,8 @@ def _scan_logs(cluster: ChaosCluster) -> tuple[set[int], dict[str, int]]:
     for index in range(3):
         with open(cluster.log_path(index), "rb") as log:
             for line in log:
+                if not line.startswith(b"{"):
+                    continue  # a traceback's lines, not a structured event
                 if b'"view_status"' in line and b'"normal":true' in line:
                     views.add(orjson.loads(line)["view"])
                 elif b"state_transfer" in line or b"role_" in line:
