@@ -133,17 +133,34 @@ def result_error(code: int) -> bytes:
     return _RESULT_ERROR.pack(1, 0, code)
 
 
+_REPLY_STRUCT, _REPLY_FIELDS, _REPLY_ZERO = wire.packer_of(Command.REPLY)
+_REPLY_AT = {name: _REPLY_FIELDS.index(name) for name in (
+    "size", "request_checksum", "client", "op", "commit", "request", "operation", "status")}
+
+
 def reply_frame(request, *, status: int = STATUS_OK, body: bytes = b"", op: int = 0,
                 commit: int = 0) -> bytes:
     """A Reply answering `request` (a REQUEST header): echoes what the SDK reads.
 
-    `body` is already in its final format (result-framed or raw, see is_result_framed).
+    `body` is already in its final format (result-framed or raw, see is_result_framed). One
+    reply per committed request leaves every primary: packed in one call from a template
+    (no checksums: the SDK sends and expects none on client frames).
     """
-    header = wire.make_header(
-        Command.REPLY, request_checksum=request.request_checksum, client=request.client,
-        op=op, commit=commit, request=request.request, operation=request.operation,
-        status=status)
-    return wire.encode(header, body, checksums=False)
+    size = wire.HEADER_SIZE + len(body)
+    if size > wire.FRAME_SIZE_MAX:
+        raise wire.FrameError(f"reply of {size} bytes exceeds FRAME_SIZE_MAX="
+                              f"{wire.FRAME_SIZE_MAX}")
+    values = list(_REPLY_ZERO)
+    at = _REPLY_AT
+    values[at["size"]] = size
+    values[at["request_checksum"]] = request.request_checksum
+    values[at["client"]] = request.client
+    values[at["op"]] = op
+    values[at["commit"]] = commit
+    values[at["request"]] = request.request
+    values[at["operation"]] = request.operation
+    values[at["status"]] = status
+    return _REPLY_STRUCT.pack(*values) + body
 
 
 def answer_frame(request, status: int, result: bytes, *, op: int = 0, commit: int = 0) -> bytes:

@@ -211,6 +211,13 @@ def _build_layouts() -> dict[int, _Layout]:
 
 
 _LAYOUTS = _build_layouts()
+
+
+def packer_of(command: Command) -> tuple[struct.Struct, tuple[str, ...], tuple]:
+    """(header struct, field names, zero values with `command` set) for a hand-tuned encoder
+    of one hot frame kind (every field in order; the caller fills size and checksums)."""
+    layout = _LAYOUTS[int(command)]
+    return layout.struct, layout.fields, tuple(layout.zero)
 _SIZE_AT = struct.Struct("<I")
 _COMMAND_OFFSET = 60
 

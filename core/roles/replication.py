@@ -172,7 +172,9 @@ class Replication:
             elif kind is Reply:
                 conn = self.clients.get(action.client)
                 if conn is not None:
-                    out.outbound.append(records.client_frame(conn, _iggy_reply(action.frame)))
+                    out.outbound.append(records.client_frame(conn, iggy.answer_frame(
+                        action.header, action.status, action.result, op=action.op,
+                        commit=action.commit)))
             elif kind is Query:
                 conn = self.clients.get(action.header.client)
                 if conn is not None:
@@ -226,14 +228,6 @@ class Replication:
         clients.move_to_end(client)
         if len(clients) > CLIENT_CONNECTIONS_MAX:
             clients.popitem(last=False)
-
-
-def _iggy_reply(core_reply: bytes) -> bytes:
-    """The core's reply (status in the header, raw result body) in the channel the Iggy SDK
-    expects for its operation: login reply or eviction, result section, or raw body."""
-    header = wire.decode_header(core_reply)
-    return iggy.answer_frame(header, header.status, core_reply[wire.HEADER_SIZE:], op=header.op,
-                             commit=header.commit)
 
 
 def _frame_of(header, body: bytes | memoryview) -> bytes:

@@ -209,8 +209,14 @@ class Apply:
 
 @dataclass(slots=True)
 class Reply:
+    """The outcome of a committed request, for its client: the caller frames it in the
+    client's protocol (header is the request's header; commit is the primary's commit number)."""
     client: bytes
-    frame: bytes
+    header: object
+    op: int
+    commit: int
+    status: int
+    result: bytes
 
 
 @dataclass(slots=True)

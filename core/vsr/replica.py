@@ -537,19 +537,9 @@ class Replica:
         for entry in event.entries:
             request_header = self.sessions.commit(entry.client, entry.request)
             if request_header is not None and is_primary:
-                self.actions.append(Reply(entry.client, self._reply_frame(
-                    request_header, event.op, entry.status, entry.result)))
+                self.actions.append(Reply(entry.client, request_header, event.op,
+                                          self.commit_max, entry.status, entry.result))
         self._answer_reads()
-
-    def _reply_frame(self, request_header, op: int, status: int, result: bytes) -> bytes:
-        header = make_header(Command.REPLY, cluster=self.cluster, view=self.view,
-                             release=WIRE_VERSION, replica=self.replica,
-                             request_checksum=request_header.request_checksum,
-                             client=request_header.client, op=op, commit=self.commit_max,
-                             timestamp=self._now_us(),
-                             request=request_header.request,
-                             operation=request_header.operation, status=status)
-        return encode(header, result)
 
     def _on_checkpoint_done(self, op: int) -> None:
         check(op == self.checkpoint_pending, "checkpoint done for an op never asked")

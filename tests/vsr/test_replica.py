@@ -91,8 +91,8 @@ def test_reply_is_sent_after_apply_and_a_retry_after_commit_is_answered_from_the
     primary.step(peer(Command.PREPARE_OK, 1, prepare_checksum=checksum, op=1))
     replies = of(primary.step(Applied(1, [AppliedEntry(CLIENT, 1, 128, 0, b"r")])), Reply)
     assert len(replies) == 1 and replies[0].client == CLIENT
-    h, body = decode(replies[0].frame)
-    assert (h.request, h.op, bytes(body)) == (1, 1, b"r")
+    reply = replies[0]
+    assert (reply.header.request, reply.op, reply.status, reply.result) == (1, 1, 0, b"r")
     retry = primary.step(request(1))
     assert len(of(retry, ReplyFromTable)) == 1 and not of(retry, Append)
 

@@ -145,8 +145,7 @@ class Cluster:
         elif kind is Truncate:
             storage.truncate(action.op)
         elif kind is Reply:
-            self.network.send(self.now, index, ("client", self._client_index(action.client)),
-                              action.frame)
+            self._reply(index, node, action.header, (action.status, action.result), action.op)
         elif kind is ReplyFromTable:
             cached = node.state_machine.client_reply(action.header.client, action.header.request)
             if cached is not None:
