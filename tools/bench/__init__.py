@@ -34,7 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub.required = True
     for name in sorted(KINDS):
         module = importlib.import_module(KINDS[name])
-        kind_parser = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        # argparse %-formats help strings (not descriptions): a literal % must be doubled.
+        kind_parser = sub.add_parser(name, help=module.HELP.replace("%", "%%"),
+                                     description=module.HELP)
         kind_parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
         module.add_arguments(kind_parser)
         kind_parser.set_defaults(_bench=module)
