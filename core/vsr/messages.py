@@ -25,6 +25,7 @@ from net.wire import FRAME_SIZE_MAX, HEADER_SIZE
 REPLICAS_MAX = 7
 PIPELINE_MAX_LIMIT = 256
 BATCH_MAX_LIMIT = 1024
+BATCH_BYTES_MAX_DEFAULT = 512 * 1024  # a prepare's batch body (fits one frame)
 
 STATUS_NORMAL = "normal"
 STATUS_VIEW_CHANGE = "view_change"
@@ -48,7 +49,7 @@ class VsrConfig:
     # fed every input it had, so the requests that arrived together share one prepare (one
     # append, one round of messages) and the reads one heartbeat round.
     batch_on_flush: bool = False
-    batch_bytes_max: int = 512 * 1024
+    batch_bytes_max: int = BATCH_BYTES_MAX_DEFAULT
     request_queue_max: int = 4096
     clients_max: int = 4096
     checkpoint_interval: int = 1024

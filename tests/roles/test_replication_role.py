@@ -205,3 +205,13 @@ def test_with_batch_on_flush_the_requests_of_one_pass_share_one_prepare():
     replies = _settle(replication, owner, out)
     assert sorted(records.read_conn_frame(memoryview(r))[0] for r in replies) == [0, 1, 2, 3]
     assert len(owner.mux.streams.streams) == 4
+
+
+def test_with_a_ring_journal_a_batch_fits_one_slot():
+    from core.config import parse
+    from core.roles.replication import vsr_config
+    from core.vsr.messages import BATCH_BYTES_MAX_DEFAULT
+    config = parse({"cluster_id": 7, "replica": 0, "data_dir": "d", "replicas": [
+        {"client": f"127.0.0.1:{3001 + i}", "peer": f"127.0.0.1:{4001 + i}"} for i in range(3)]})
+    assert vsr_config(config).batch_bytes_max == BATCH_BYTES_MAX_DEFAULT
+    assert vsr_config(config, 64 << 10).batch_bytes_max == (64 << 10) - wire.HEADER_SIZE
