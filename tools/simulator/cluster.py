@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from core.check import InvariantError
 from core.vsr.apply import apply_prepare
 from core.vsr.messages import (
-    Append, Applied, Apply, Checkpoint, CheckpointDone, Durable, PersistView, Query, Receive,
-    Reply, ReplyFromTable, RequestSnapshot, Send, SnapshotInstalled, Tick, Truncate, VsrConfig,
+    Append, Applied, Apply, Checkpoint, CheckpointDone, Durable, Flush, PersistView, Query,
+    Receive, Reply, ReplyFromTable, RequestSnapshot, Send, SnapshotInstalled, Tick, Truncate,
+    VsrConfig,
 )
 from core.vsr.replica import Replica
 from net.wire import (
@@ -82,8 +83,11 @@ class Cluster:
         self.rng = random.Random(seed)
         # Checkpoints and journal retention small enough that a run of ~500 ops checkpoints
         # several times and a replica down long enough needs state transfer.
+        # Odd seeds batch like the replication role does (prepares and read rounds cut on a
+        # Flush after each tick's inputs), even seeds cut them after every input.
         self.config = VsrConfig(replica_count=replica_count,
-                                **{**SIM_CONFIG, **(config or {})})
+                                **{**SIM_CONFIG, "batch_on_flush": seed % 2 == 1,
+                                   **(config or {})})
         self.f = (replica_count - 1) // 2
         self.network = Network(random.Random(self.rng.random()), self.profile.network)
         self.storages = [Storage() for _ in range(replica_count)]
@@ -297,6 +301,8 @@ class Cluster:
                         if seq is not None:
                             self._step(index, Durable(seq))
                         self._step(index, Tick())
+                        if self.config.batch_on_flush:
+                            self._step(index, Flush())
             except InvariantError as error:
                 # A replica stopped on a broken invariant (fail-stop): a failure of this seed.
                 self._fail(f"invariant: {error}")
