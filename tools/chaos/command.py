@@ -351,6 +351,11 @@ class Run:
         if not ops:
             safety.append("the history is empty")
         liveness = problems + verification.behind
+        if self.unexpected_exits:
+            first = self.unexpected_exits[0]
+            liveness.append(f"{len(self.unexpected_exits)} replica exits no fault asked for "
+                            f"(first: replica {first['replica']} with {first['exit_code']} at "
+                            f"{first['at_s']} s; see its log)")
         return {
             "passed": not safety and not liveness, "safe": not safety,
             "problems": safety + liveness, "safety_problems": safety,
