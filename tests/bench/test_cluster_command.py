@@ -76,6 +76,7 @@ def test_bench_cluster_writes_every_row_and_leaves_nothing_running(tmp_path):
     for system in systems:  # the servers' CPU at saturation: every member was measured
         assert figures[f"{system}_writes_saturation_server_cpu_pct"] > 0.0
         assert figures[f"{system}_writes_saturation_machine_cpu_pct"] > 0.0
+        assert figures[f"{system}_writes_saturation_loadgen_cpu_pct"] > 0.0
     for phase in PHASES:
         assert phase.label in result.stdout
     assert processes_mentioning(str(work)) == []

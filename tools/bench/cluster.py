@@ -60,7 +60,7 @@ PHASES = (
 )
 METAVSR_READS = ("get_stream", "get_topic")
 FIGURES = ("target_ops_per_s", "ops_per_s", "reads_ops_per_s", "p50_ms", "p90_ms", "p99_ms",
-           "p99_9_ms", "max_ms", "errors", "retries")
+           "p99_9_ms", "max_ms", "errors", "retries", "loadgen_cpu_pct")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -235,21 +235,31 @@ def _measure(config: WorkerConfig, target, kinds, read_kinds, each_second=None) 
         if show:
             _progress(second)
 
+    began, began_cpu = time.monotonic(), _children_cpu_s()
     try:
         coordinator.check_bounds(config)
         outcome = coordinator.run(config, progress, target)
     except coordinator.RunFailed as exc:
         raise BenchError(f"the load generator failed: {exc}") from None
+    # The workers have been joined: their whole CPU time (start and login included) is in
+    # this process's children times now; the servers (never reaped before the end) are not.
+    loadgen_cpu_pct = 100.0 * (_children_cpu_s() - began_cpu) / (time.monotonic() - began)
     if show:
         sys.stderr.write("\n")
     figures = outcome.totals.figures(kinds, outcome.elapsed_s)
     return {
+        "loadgen_cpu_pct": round(loadgen_cpu_pct, 1),
         "ops_per_s": figures["ops_per_s"],
         "reads_ops_per_s": round(sum(figures.get(f"{k}_ops_per_s", 0.0) for k in read_kinds), 1),
         "p50_ms": figures["p50_ms"], "p90_ms": figures["p90_ms"], "p99_ms": figures["p99_ms"],
         "p99_9_ms": figures["p99_9_ms"], "max_ms": figures["max_ms"],
         "errors": figures["errors"], "retries": figures["retries"],
     }
+
+
+def _children_cpu_s() -> float:
+    times = os.times()
+    return times.children_user + times.children_system
 
 
 def _progress(second) -> None:
@@ -381,9 +391,9 @@ def _report(args, results: dict) -> dict[str, object]:
         print(f"{system} at writes saturation: its servers used "
               f"{saturation['server_cpu_pct']:.0f}% of one core, "
               f"{figures[f'{system}_writes_saturation_server_cpu_ms_per_op']:.2f} ms of CPU per "
-              f"write; the machine ({os.cpu_count()} cores) was "
-              f"{saturation['machine_cpu_pct']:.0f}% busy (the rest is the load generator and "
-              "whatever else runs here)")
+              f"write; the load generator {saturation['loadgen_cpu_pct']:.0f}% (over its whole "
+              f"run); the machine ({os.cpu_count()} cores) was "
+              f"{saturation['machine_cpu_pct']:.0f}% busy")
     saturation = mine["writes_saturation"]["ops_per_s"]
     reads = mine["reads80_saturation"]["reads_ops_per_s"]
     print(f"\nlinearizable reads in the 80% reads phase: {reads:,.0f}/s = "
