@@ -39,6 +39,7 @@ from core import log
 from core.check import check
 from core.roles import metrics, records, wiring
 from core.roles.supervisor import RoleHandle
+from core.storage import segmented
 from core.storage.datadir import Paths
 from core.storage.recover import read_core_recovered
 from core.storage.superblock import newest_valid, read_copies
@@ -271,15 +272,18 @@ POP_BATCH_MAX = 1024
 PEERS_READY_TIMEOUT_S = 120.0  # the owner may restore a large checkpoint first
 
 
-def vsr_config(config, journal_slot_bytes: int = 0) -> VsrConfig:
-    """The core's bounds from a replica's config (core.config.Config) and, for a ring journal,
-    its slot size from the superblock: a prepare of several requests must fit one slot."""
+def vsr_config(config, journal_slots: int = 0, journal_slot_bytes: int = 0) -> VsrConfig:
+    """The core's bounds from a replica's config (core.config.Config) and its journal's
+    geometry from the superblock (0 slots: segmented): a prepare of several requests must fit
+    one ring slot, and no op goes past what the journal accepts."""
     replication = config.replication
     batch_bytes_max = BATCH_BYTES_MAX_DEFAULT
     if journal_slot_bytes:
         batch_bytes_max = min(batch_bytes_max, journal_slot_bytes - wire.HEADER_SIZE)
     return VsrConfig(
         batch_bytes_max=batch_bytes_max,
+        journal_slots=journal_slots,
+        journal_ops_ahead_max=0 if journal_slots else segmented.OPS_AHEAD_MAX,
         replica_count=config.replica_count, cluster=config.cluster_id,
         pipeline_max=replication.pipeline_max, batch_max=replication.batch_max,
         checkpoint_interval=replication.checkpoint_interval,
@@ -305,9 +309,9 @@ def run(context) -> None:
             check(time.monotonic() < deadline, f"the {role} role never became ready")
             time.sleep(0.01)
     # Randomness is injected into the core: here it is seeded from the OS.
-    slot_bytes = newest_valid(read_copies(Paths(config.data_dir).superblock)
-                              ).journal_slot_size_bytes  # 0 for the segmented journal
-    core = Replica(vsr_config(config, slot_bytes), config.replica,
+    geometry = newest_valid(read_copies(Paths(config.data_dir).superblock))
+    core = Replica(vsr_config(config, geometry.journal_slots, geometry.journal_slot_size_bytes),
+                   config.replica,
                    random.Random(int.from_bytes(os.urandom(8), "little")),
                    read_core_recovered(config.data_dir, cluster=config.cluster_id,
                                        replica=config.replica))

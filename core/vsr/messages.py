@@ -55,6 +55,13 @@ class VsrConfig:
     checkpoint_interval: int = 1024
     # Ops below the checkpoint a replica still holds for lagging peers (DESIGN section 6).
     journal_retention_ops: int = 256
+    # What the journal can take (0: no bound): a segmented journal accepts ops up to a fixed
+    # distance above what it holds (bounded by journal_ops_ahead_max above commit_min); a ring
+    # of journal_slots slots up to its released op (checkpoint - retention) + slots. Beyond
+    # that a backup does not store a prepare (repair brings it later, or state transfer) and a
+    # primary does not prepare.
+    journal_ops_ahead_max: int = 0
+    journal_slots: int = 0
     # Headers carried by do_view_change and start_view (the uncommitted suffix and some).
     view_headers_max: int = 128
     headers_reply_max: int = 256

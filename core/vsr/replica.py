@@ -334,7 +334,9 @@ class Replica:
         cfg = self.config
         if self.log.head not in self.log.headers:
             return  # the head's identity is being repaired: nothing to chain to yet
-        while self.queue and len(self.pipeline) < cfg.pipeline_max:
+        bound = self._journal_bound()
+        while self.queue and len(self.pipeline) < cfg.pipeline_max and (
+                bound is None or self.log.head < bound):
             entries = []
             size = 0
             while self.queue and len(entries) < cfg.batch_max:
@@ -489,7 +491,23 @@ class Replica:
         known = self.log.headers.get(h.op)
         return known is not None and known.checksum == h.checksum and h.op not in self.log.frames
 
+    def _journal_bound(self) -> int | None:
+        """The highest op the journal is sure to accept now (None: no bound)."""
+        cfg = self.config
+        bounds = []
+        if cfg.journal_ops_ahead_max:
+            bounds.append(self.commit_min + cfg.journal_ops_ahead_max)
+        if cfg.journal_slots:
+            bounds.append(max(0, self.checkpoint_op - cfg.journal_retention_ops)
+                          + cfg.journal_slots)
+        return min(bounds) if bounds else None
+
     def _store_repaired(self, h, frame: bytes) -> None:
+        bound = self._journal_bound()
+        if bound is not None and h.op > bound:
+            # Too far ahead of what this replica applied for its journal: it is far behind,
+            # and repair (lowest ops first) or state transfer brings it there before this op.
+            return
         self.log.set_frame(h, frame)
         self._append(h.op, frame)
         self.log.walk_chain()

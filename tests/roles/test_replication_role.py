@@ -214,4 +214,7 @@ def test_with_a_ring_journal_a_batch_fits_one_slot():
     config = parse({"cluster_id": 7, "replica": 0, "data_dir": "d", "replicas": [
         {"client": f"127.0.0.1:{3001 + i}", "peer": f"127.0.0.1:{4001 + i}"} for i in range(3)]})
     assert vsr_config(config).batch_bytes_max == BATCH_BYTES_MAX_DEFAULT
-    assert vsr_config(config, 64 << 10).batch_bytes_max == (64 << 10) - wire.HEADER_SIZE
+    ring = vsr_config(config, 4096, 64 << 10)
+    assert ring.batch_bytes_max == (64 << 10) - wire.HEADER_SIZE
+    assert (ring.journal_slots, ring.journal_ops_ahead_max) == (4096, 0)
+    assert vsr_config(config).journal_ops_ahead_max > 0  # segmented: bounded ahead

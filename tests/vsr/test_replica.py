@@ -228,3 +228,31 @@ def test_a_one_replica_cluster_answers_linearizable_reads():
     header, body = decode_client_frame(frame, 1024)
     actions = replica.step(Receive(header, body, frame=frame))
     assert any(type(action) is Query for action in actions)
+
+
+def _prepares_of(primary, count):
+    frames = []
+    for number in range(1, count + 1):
+        h = make_header(Command.REQUEST, client=bytes([number]) * 16, request=1,
+                        operation=128, session=1)
+        header, body = decode(encode(h, b"\x01a", checksums=False), verify=False)
+        frames += [s.frame for s in of(primary.step(Receive(header, body)), Send) if s.to == 1]
+    return frames
+
+
+def test_nothing_goes_past_what_the_journal_accepts():
+    # A primary prepares no further than journal_ops_ahead_max above what it applied.
+    bounded = Replica(config(journal_ops_ahead_max=4, batch_max=1), 0, random.Random(1))
+    assert len(_prepares_of(bounded, 10)) == 4 and bounded.log.head == 4
+    # A backup far behind stores (and appends) no prepare past the bound either.
+    frames = _prepares_of(Replica(config(batch_max=1), 0, random.Random(1)), 10)
+    assert len(frames) == 10
+    backup = Replica(config(journal_ops_ahead_max=4), 1, random.Random(2))
+    appended = []
+    for frame in frames:
+        h, body = decode(frame)
+        appended += [a.op for a in of(backup.step(Receive(h, body, frame=frame)), Append)]
+    assert appended == [1, 2, 3, 4]
+    # A ring journal: nothing past its released op (checkpoint - retention, here 0) + slots.
+    ring = Replica(config(journal_slots=3, batch_max=1), 0, random.Random(3))
+    assert len(_prepares_of(ring, 10)) == 3 and ring.log.head == 3
