@@ -16,6 +16,7 @@ from core.roles import metrics, wiring
 from core.roles.supervisor import RoleSpec, Supervisor
 from core.storage.datadir import open_data_dir
 from core.storage.errors import StorageError
+from core.storage.journal_writer import ring_geometry_problem
 
 HELP = "run one replica from its TOML config"
 EXIT_CONFIG = 78  # EX_CONFIG: systemd's RestartPreventExitStatus can stop restart loops on it
@@ -39,9 +40,15 @@ def run(args: argparse.Namespace) -> int:
         superblock = open_data_dir(config.data_dir, cluster=config.cluster_id,
                                    replica=config.replica)
         count = superblock.state.replica_count
+        slots = superblock.state.journal_slots
         superblock.close()
     except (config_mod.ConfigError, StorageError) as exc:
         print(f"metavsr serve: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    problem = ring_geometry_problem(slots, config.replication.checkpoint_interval,
+                                    config.replication.pipeline_max)
+    if problem:
+        print(f"metavsr serve: {config.data_dir}: {problem}", file=sys.stderr)
         return EXIT_CONFIG
     if count != config.replica_count:
         print(f"metavsr serve: {config.data_dir} was formatted for {count} replicas, the config "

@@ -33,7 +33,7 @@ from core.roles import metrics, records, wiring
 from core.roles.records import Kind
 from core.roles.supervisor import RoleHandle
 from core.storage.journal import BATCH_FRAMES_MAX, IN_FLIGHT_OPS_MAX_DEFAULT, Journal
-from core.storage.journal_writer import journal_release_op
+from core.storage.journal_writer import journal_release_op, retention_for
 from core.storage.datadir import Paths
 from core.storage.recover import recover_storage
 from core.storage.superblock import Superblock
@@ -123,7 +123,11 @@ def run(context) -> None:
     recovered = recover_storage(config.data_dir, cluster=config.cluster_id,
                                 replica=config.replica, in_flight_ops_max=IN_FLIGHT_OPS_MAX)
     meter = metrics.Meter(handle.counters, "journal", ends.producers)
-    role = JournalRole(recovered.journal, recovered.superblock, config.journal.retention_ops,
+    retention = retention_for(config.journal.retention_ops,
+                              recovered.superblock.state.journal_slots,
+                              config.replication.checkpoint_interval,
+                              config.replication.pipeline_max)
+    role = JournalRole(recovered.journal, recovered.superblock, retention,
                        lambda seconds: meter.observe(metrics.FSYNC_SECONDS, seconds))
     journal_path, next_size_s = Paths(config.data_dir).journal, 0.0
     consumer, producer = ends.consumers["journal"], ends.producers["durable"]

@@ -41,6 +41,7 @@ from core.roles import metrics, records, wiring
 from core.roles.supervisor import RoleHandle
 from core.storage import segmented
 from core.storage.datadir import Paths
+from core.storage.journal_writer import retention_for
 from core.storage.recover import read_core_recovered
 from core.storage.superblock import newest_valid, read_copies
 from core.roles.records import Kind
@@ -288,7 +289,9 @@ def vsr_config(config, journal_slots: int = 0, journal_slot_bytes: int = 0) -> V
         pipeline_max=replication.pipeline_max, batch_max=replication.batch_max,
         checkpoint_interval=replication.checkpoint_interval,
         view_headers_max=max(128, replication.pipeline_max + 1),
-        journal_retention_ops=config.journal.retention_ops,
+        journal_retention_ops=retention_for(config.journal.retention_ops, journal_slots,
+                                            replication.checkpoint_interval,
+                                            replication.pipeline_max),
         tick_us=replication.tick_ms * 1000, heartbeat_ticks=replication.heartbeat_ticks,
         normal_timeout_ticks=replication.view_change_timeout_ticks, batch_on_flush=True)
 

@@ -32,7 +32,7 @@ JOURNAL_DIR = "journal"
 SNAPSHOTS_DIR = "snapshots"
 _SUPERBLOCK_PARTIAL = "superblock.partial"
 
-RING_SLOTS_DEFAULT = 2048
+RING_SLOTS_DEFAULT = 4096  # a checkpoint interval (2048), two pipelines and retention
 RING_SLOT_SIZE_BYTES_DEFAULT = 64 << 10
 
 

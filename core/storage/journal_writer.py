@@ -45,6 +45,28 @@ class TruncateSuffix:
 Command = Write | TruncatePrefix | TruncateSuffix
 
 
+def retention_for(retention_ops: int, journal_slots: int, checkpoint_interval: int,
+                  pipeline_max: int) -> int:
+    """The retention a journal can keep: all of retention_ops for a segmented journal
+    (journal_slots 0); for a ring, no more than leaves room for a checkpoint interval and two
+    pipelines above the checkpoint, or the primary would run out of slots."""
+    if not journal_slots:
+        return retention_ops
+    return max(0, min(retention_ops, journal_slots - checkpoint_interval - 2 * pipeline_max))
+
+
+def ring_geometry_problem(journal_slots: int, checkpoint_interval: int,
+                          pipeline_max: int) -> str:
+    """Why a ring of journal_slots cannot serve this config ("" when it can)."""
+    needed = checkpoint_interval + 3 * pipeline_max
+    if journal_slots and journal_slots < needed:
+        return (f"the ring journal has {journal_slots} slots; checkpoint_interval + "
+                f"3 x pipeline_max = {needed} are needed (an interval and two pipelines above "
+                f"the checkpoint, and a pipeline of retention below it): format with more "
+                f"slots or lower replication.checkpoint_interval")
+    return ""
+
+
 def journal_release_op(checkpoint_op: int, retention_ops: int) -> int:
     """The op below which the journal may drop entries once checkpoint_op is durable."""
     check(retention_ops >= 0, "retention_ops must not be negative")
