@@ -36,6 +36,7 @@ LOADGEN_DRAIN_S = 40.0  # past an op's 30 s deadline, so every op ends answered 
 TMPFS_BYTES = 256 << 20
 POLL_S = 0.05
 GONE_TIMEOUT_S = 10.0
+DISK_FULL_GRACE_S = 3.0
 MIX = ("create_stream=10,create_topic=12,create_consumer_group=5,join_consumer_group=4,"
        "leave_consumer_group=3,delete_stream=3,get_stream=30,get_topic=25,get_consumer_group=5,"
        "create_user=1,get_user=2")
@@ -106,6 +107,7 @@ class Run:
         self.t0 = 0.0
         self.problems: list[str] = []
         self.loadgen: subprocess.Popen | None = None
+        self.disk_grace: tuple | None = None  # (replica, until, fault record) after a disk-full
 
     def execute(self) -> dict:
         cluster = self.cluster
@@ -239,6 +241,8 @@ class Run:
                 cluster.free_disk()
                 record["replica_exited"] = not cluster.alive(target)
                 self._restart(target)
+                # A write that failed just before the heal may stop the replica just after.
+                self.disk_grace = (target, time.monotonic() + DISK_FULL_GRACE_S, record)
             return heal
         raise ValueError(fault.kind)
 
@@ -259,6 +263,12 @@ class Run:
         """Restart a replica that exited without a fault asking for it, and report it."""
         for index in range(3):
             if index in self.down or self.cluster.alive(index):
+                continue
+            grace = self.disk_grace
+            if grace is not None and grace[0] == index and time.monotonic() < grace[1]:
+                grace[2]["replica_exited"] = True  # the disk-full fault's doing
+                self.disk_grace = None
+                self._restart(index)
                 continue
             code = self.cluster.exit_code(index)
             self.cluster.wait_gone(index, GONE_TIMEOUT_S)
