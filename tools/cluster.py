@@ -114,7 +114,8 @@ def _create_or_resume(directory: str, args: argparse.Namespace) -> list[str]:
                          "config": os.path.join(directory, f"replica-{index}.toml")})
     for index, replica in enumerate(replicas):
         with open(replica["config"], "w") as out:
-            out.write(_config_text(cluster_id, index, replica["data_dir"], replicas))
+            out.write(_config_text(cluster_id, index, replica["data_dir"], replicas,
+                                   args.journal))
     # Written last: its presence means the cluster exists (a half-created dir is refused).
     with open(cluster_path + ".partial", "wb") as out:
         out.write(orjson.dumps({"cluster_id": cluster_id, "replicas": replicas},
@@ -125,7 +126,11 @@ def _create_or_resume(directory: str, args: argparse.Namespace) -> list[str]:
     return [replica["config"] for replica in replicas]
 
 
-def _config_text(cluster_id: int, index: int, data_dir: str, replicas: list[dict]) -> str:
+RING_CHECKPOINT_INTERVAL = 2048
+
+
+def _config_text(cluster_id: int, index: int, data_dir: str, replicas: list[dict],
+                 journal: str) -> str:
     lines = [f"cluster_id = {cluster_id}", f"replica = {index}", f'data_dir = "{data_dir}"',
              'log_level = "info"', f'metrics_address = "{replicas[index]["metrics"]}"', ""]
     for replica in replicas:
@@ -133,6 +138,10 @@ def _config_text(cluster_id: int, index: int, data_dir: str, replicas: list[dict
                   f'peer = "{replica["peer"]}"', ""]
     lines += ["[shm]", "ring_size_bytes = 4194304", ""]
     lines += ["[security]", f'cluster_key_file = "{CLUSTER_KEY_FILE}"', ""]
+    if journal == "ring":
+        # The ring format holds RING_SLOTS_DEFAULT slots: checkpoints often enough to fit it.
+        lines += ["[journal]", 'backend = "ring"', f"ring_slots = {datadir.RING_SLOTS_DEFAULT}",
+                  "", "[replication]", f"checkpoint_interval = {RING_CHECKPOINT_INTERVAL}", ""]
     return "\n".join(lines)
 
 
