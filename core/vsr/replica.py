@@ -505,8 +505,12 @@ class Replica:
     def _store_repaired(self, h, frame: bytes) -> None:
         bound = self._journal_bound()
         if bound is not None and h.op > bound:
-            # Too far ahead of what this replica applied for its journal: it is far behind,
-            # and repair (lowest ops first) or state transfer brings it there before this op.
+            # Too far ahead of what this replica applied for its journal: it is far behind.
+            # Keep the identity (the hash chain from the head needs every header to vouch for
+            # the ops below, which this replica can apply); repair fetches the prepare once
+            # applying has brought the bound past it, or state transfer does.
+            self.log.set_header(h, frame)
+            self.log.walk_chain()
             return
         self.log.set_frame(h, frame)
         self._append(h.op, frame)
@@ -746,10 +750,13 @@ class Replica:
             self._send(primary, Command.REQUEST_HEADERS, op_min=self.log.head + 1,
                        op_max=min(self.commit_max, self.log.head + self.config.headers_reply_max))
         requests = 0
+        bound = self._journal_bound()
         for op in self.log.missing():
             if requests >= self.config.repair_requests_max:
                 break
             checksum = self.log.checksum(op)
+            if checksum is not None and bound is not None and op > bound:
+                continue  # its prepare would not be kept yet; its identity is known already
             peers = [r for r in range(self.config.replica_count) if r != self.replica]
             if checksum is None:
                 # Identity unknown: the primary of our view knows it; otherwise a peer that

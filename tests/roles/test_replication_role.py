@@ -212,7 +212,8 @@ def test_with_a_ring_journal_a_batch_fits_one_slot():
     from core.roles.replication import vsr_config
     from core.vsr.messages import BATCH_BYTES_MAX_DEFAULT
     config = parse({"cluster_id": 7, "replica": 0, "data_dir": "d", "replicas": [
-        {"client": f"127.0.0.1:{3001 + i}", "peer": f"127.0.0.1:{4001 + i}"} for i in range(3)]})
+        {"client": f"127.0.0.1:{3001 + i}", "peer": f"127.0.0.1:{4001 + i}"} for i in range(3)],
+        "replication": {"checkpoint_interval": 2048}})
     assert vsr_config(config).batch_bytes_max == BATCH_BYTES_MAX_DEFAULT
     ring = vsr_config(config, 4096, 64 << 10)
     assert ring.batch_bytes_max == (64 << 10) - wire.HEADER_SIZE

@@ -256,3 +256,24 @@ def test_nothing_goes_past_what_the_journal_accepts():
     # A ring journal: nothing past its released op (checkpoint - retention, here 0) + slots.
     ring = Replica(config(journal_slots=3, batch_max=1), 0, random.Random(3))
     assert len(_prepares_of(ring, 10)) == 3 and ring.log.head == 3
+
+
+def test_a_backup_far_behind_keeps_headers_past_the_bound_and_applies_below_it():
+    frames = _prepares_of(Replica(config(batch_max=1), 0, random.Random(1)), 10)
+    backup = Replica(config(journal_ops_ahead_max=4), 1, random.Random(2))
+    # The backup missed ops 1-2 and sees 3..10: it keeps frames 3-4 (within the bound) and
+    # only the identities of 5..10, whose chain vouches for 3-4.
+    for frame in frames[2:]:
+        h, body = decode(frame)
+        backup.step(Receive(h, body, frame=frame))
+    assert sorted(backup.log.frames) == [0, 3, 4]  # 0: the shared root
+    assert all(op in backup.log.headers for op in range(3, 11))
+    applied = []
+    for frame in frames[:2]:  # repair brings 1-2
+        h, body = decode(frame)
+        for action in backup.step(Receive(h, body, frame=frame)):
+            applied += [a.op for a in [action] if isinstance(a, Apply)]
+    # With a commit number covering them, everything up to the bound applies.
+    commit = peer(Command.COMMIT, 0, commit=10, heartbeat=1)
+    applied += [a.op for a in of(backup.step(commit), Apply)]
+    assert applied == [1, 2, 3, 4]
