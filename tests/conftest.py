@@ -1,4 +1,5 @@
-"""Shared test helpers: where the Iggy SDK vectors live (shared/ beside the repository)."""
+"""Shared test helpers: where the Iggy SDK vectors live (shared/ beside the repository), and a
+running 3-replica cluster for the tests that need one."""
 
 from __future__ import annotations
 
@@ -18,3 +19,14 @@ def load_sdk_calls() -> list[dict]:
         pytest.skip(f"SDK vectors not found at {path}")
     with open(path) as source:
         return [json.loads(line) for line in source]
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    """A formatted 3-replica cluster, every replica started; stopped after the test."""
+    from tests.integration.test_cluster import Cluster
+    running = Cluster(str(tmp_path / "cluster"))
+    for index in range(3):
+        running.start(index)
+    yield running
+    running.stop()

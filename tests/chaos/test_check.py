@@ -9,7 +9,7 @@ import sys
 import orjson
 import pytest
 
-from tests.integration.test_cluster import ROOT, Cluster
+from tests.integration.test_cluster import ROOT
 from tools.check import check_ops, read_history
 
 MS = 1_000_000
@@ -101,15 +101,6 @@ def test_the_command_exits_1_with_the_window_and_0_when_linearizable(tmp_path):
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stdout + out.stderr
     assert orjson.loads(out.stdout)["linearizable"] is True
-
-
-@pytest.fixture
-def cluster(tmp_path):
-    cluster = Cluster(str(tmp_path / "cluster"))
-    for index in range(3):
-        cluster.start(index)
-    yield cluster
-    cluster.stop()
 
 
 def test_a_history_recorded_by_loadgen_on_a_real_cluster_passes(cluster, tmp_path):

@@ -115,15 +115,6 @@ class Cluster:
         raise AssertionError("no leader in the roster")
 
 
-@pytest.fixture
-def cluster(tmp_path):
-    cluster = Cluster(str(tmp_path / "cluster"))
-    for index in range(3):
-        cluster.start(index)
-    yield cluster
-    cluster.stop()
-
-
 def test_every_kind_of_operation_round_trips_with_its_errors(cluster):
     client = cluster.client(timeout_s=2.0, deadline_s=20.0)
     stream = client.create_stream("orders")

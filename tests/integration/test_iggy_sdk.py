@@ -12,18 +12,8 @@ import time
 
 import pytest
 
-from tests.integration.test_cluster import Cluster
 
 apache_iggy = pytest.importorskip("apache_iggy")
-
-
-@pytest.fixture
-def cluster(tmp_path):
-    cluster = Cluster(str(tmp_path / "cluster"))
-    for index in range(3):
-        cluster.start(index)
-    yield cluster
-    cluster.stop()
 
 
 async def _session(address: str, username: str, password: str, name: str) -> dict:

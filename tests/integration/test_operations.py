@@ -33,15 +33,6 @@ from tools import cluster_files, cpu_plan
 EXIT_BOUND_S = STOP_TIMEOUT_S + 5.0
 
 
-@pytest.fixture
-def cluster(tmp_path):
-    cluster = Cluster(str(tmp_path / "cluster"))
-    for index in range(3):
-        cluster.start(index)
-    yield cluster
-    cluster.stop()
-
-
 def _scrape(address: tuple[str, int]) -> dict:
     connection = http.client.HTTPConnection(*address, timeout=5)
     try:
