@@ -450,15 +450,15 @@ class Replica:
     # ------------------------------------------------------------ normal case: backup
 
     def _on_prepare(self, h, body) -> None:
+        frame = self._frame if self._frame is not None else encode(h, body)
+        if self._wanted(h):
+            # A repair answer (prepared in any view): its identity is one this replica's
+            # chain demands, so it is canonical whatever view it carries.
+            self._store_repaired(h, frame)
+            return
         if h.view > self.view:
             # A newer view is running (its primary stamped this prepare): ask for it.
             self._request_start_view(self.primary_of(h.view))
-            return
-        frame = self._frame if self._frame is not None else encode(h, body)
-        if self._wanted(h):
-            # A repair answer (maybe prepared in an older view): its identity is one this
-            # replica's chain demands, so it is canonical whatever view it carries.
-            self._store_repaired(h, frame)
             return
         if self.status != STATUS_NORMAL:
             return
@@ -755,8 +755,12 @@ class Replica:
             if requests >= self.config.repair_requests_max:
                 break
             checksum = self.log.checksum(op)
-            if checksum is not None and bound is not None and op > bound:
+            if bound is not None and op > bound and op in self.log.headers:
                 continue  # its prepare would not be kept yet; its identity is known already
+            # Past the bound with only the checksum its child demands (a stale header was
+            # dropped): the chain from the head is broken there until the header comes, so
+            # ask for the prepare anyway (_store_repaired keeps just its header). Skipping it
+            # would leave every op below unverified and this replica stuck for good.
             peers = [r for r in range(self.config.replica_count) if r != self.replica]
             if checksum is None:
                 # Identity unknown: the primary of our view knows it; otherwise a peer that

@@ -12,7 +12,7 @@ from core.vsr.messages import (
 from core.vsr.replica import Replica
 from net.batch import decode_batch
 from net.wire import (
-    Command, body_checksum, cluster_bytes, decode, encode, make_header,
+    HEADER_SIZE, Command, body_checksum, cluster_bytes, decode, encode, make_header,
 )
 
 CLIENT = b"C" * 16
@@ -276,4 +276,42 @@ def test_a_backup_far_behind_keeps_headers_past_the_bound_and_applies_below_it()
     # With a commit number covering them, everything up to the bound applies.
     commit = peer(Command.COMMIT, 0, commit=10, heartbeat=1)
     applied += [a.op for a in of(backup.step(commit), Apply)]
+    assert applied == [1, 2, 3, 4]
+
+
+def _prepare(op, parent, view, body=b""):
+    header = make_header(Command.PREPARE, cluster=cluster_bytes(1), view=view,
+                         replica=view % 3, parent=parent, op=op, timestamp=op)
+    return encode(header, body)
+
+
+def test_a_backup_far_behind_repairs_a_replaced_header_past_the_bound():
+    # Seen in a chaos run: a backup far behind held the header of an uncommitted op past its
+    # journal bound; a later view replaced that op, the chain walk dropped the stale header
+    # and kept only the checksum the new child demands; repair skipped every op past the
+    # bound, so the chain from the head never verified down to what it could apply.
+    frames = _prepares_of(Replica(config(batch_max=1), 0, random.Random(1)), 8)
+    backup = Replica(config(journal_ops_ahead_max=4), 1, random.Random(2))
+    for frame in frames[2:]:  # ops 3..8 of view 0; 1-2 missed
+        h, body = decode(frame)
+        backup.step(Receive(h, body, frame=frame))
+    a5 = decode(frames[4])[0]
+    # A later view committed other prepares at 6..8 (a peer sends their headers).
+    b6 = _prepare(6, a5.checksum, 2, b"six")
+    b7 = _prepare(7, decode(b6)[0].checksum, 2)
+    b8 = _prepare(8, decode(b7)[0].checksum, 2)
+    raws = b"".join(frame[:HEADER_SIZE] for frame in (b7, b8))
+    backup.step(peer(Command.HEADERS, 2, body=raws, op_min=7, op_max=8, commit=8))
+    assert 6 not in backup.log.headers and backup.log.wanted[6] == decode(b6)[0].checksum
+    asked = []
+    for _ in range(backup.config.repair_ticks * 2):
+        asked += [(h.prepare_op, h.prepare_checksum)
+                  for _, h, _ in sends(backup.step(Tick()), Command.REQUEST_PREPARE)]
+    assert (6, decode(b6)[0].checksum) in asked
+    applied = []
+    for frame in [b6, frames[0], frames[1]]:
+        h, body = decode(frame)
+        backup.step(Receive(h, body, frame=frame))
+    applied += [a.op for a in of(backup.step(peer(Command.COMMIT, 0, commit=8, heartbeat=1)),
+                                 Apply)]
     assert applied == [1, 2, 3, 4]
