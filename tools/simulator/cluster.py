@@ -34,6 +34,9 @@ from tools.simulator import load_workload
 DIGEST_EVERY_OPS = 8
 SIM_CONFIG = dict(pipeline_max=16, checkpoint_interval=64, journal_retention_ops=32,
                   view_headers_max=48)
+JOURNAL_BOUNDS = ("none", "segmented", "ring")
+# Small enough that a replica down for a few hundred ticks comes back past the bound.
+SEGMENTED_OPS_AHEAD = 40
 CLIENTS = 6
 BODY_SIZE_MAX = 4096
 
@@ -85,12 +88,20 @@ class Cluster:
         # several times and a replica down long enough needs state transfer.
         # Odd seeds batch like the replication role does (prepares and read rounds cut on a
         # Flush after each tick's inputs), even seeds cut them after every input.
-        self.config = VsrConfig(replica_count=replica_count,
-                                **{**SIM_CONFIG, "batch_on_flush": seed % 2 == 1,
-                                   **(config or {})})
+        # Seeds also rotate the journal's bound as the real backends impose it: none, a
+        # segmented journal's distance above what it holds, a ring's slots.
+        settings = {**SIM_CONFIG, "batch_on_flush": seed % 2 == 1, **(config or {})}
+        bound = JOURNAL_BOUNDS[seed % len(JOURNAL_BOUNDS)]
+        if bound == "segmented":
+            settings.setdefault("journal_ops_ahead_max", SEGMENTED_OPS_AHEAD)
+        elif bound == "ring":
+            # The smallest ring the geometry allows (core/storage/journal_writer.py).
+            settings.setdefault("journal_slots", settings["checkpoint_interval"] +
+                                settings["journal_retention_ops"] + 2 * settings["pipeline_max"])
+        self.config = VsrConfig(replica_count=replica_count, **settings)
         self.f = (replica_count - 1) // 2
         self.network = Network(random.Random(self.rng.random()), self.profile.network)
-        self.storages = [Storage() for _ in range(replica_count)]
+        self.storages = [Storage(self.config) for _ in range(replica_count)]
         self.nodes: list[_Node | None] = [self._boot(r, None) for r in range(replica_count)]
         self.down_until: dict[int, int] = {}
         self.partition_until = 0
@@ -98,6 +109,10 @@ class Cluster:
         # survives on the f + 1 that acknowledged it.
         self.corruptible = self.rng.sample(range(replica_count), self.f)
         self.heal_tick = ticks * 3 // 5
+        # Halfway from the heal to the end, the most advanced replica's applied op: every
+        # replica must have applied it by the end (a replica left behind for good fails).
+        self.catch_up_tick = (self.heal_tick + ticks) // 2
+        self.catch_up_op = 0
         self.now = 0
         self.history: list = []
         self.acked: set = set()
@@ -141,7 +156,9 @@ class Cluster:
         if kind is Send:
             self.network.send(self.now, index, action.to, action.frame)
         elif kind is Append:
-            storage.append(action.seq, action.op, action.frame)
+            refused = storage.append(action.seq, action.op, action.frame)
+            if refused:
+                self._fail(f"replica {index}: {refused}")
         elif kind is Apply:
             return self._apply(index, node, action)
         elif kind is PersistView:
@@ -292,6 +309,8 @@ class Cluster:
                 self._inject()
             elif self.now == self.heal_tick:
                 self._heal()
+            elif self.now == self.catch_up_tick:
+                self.catch_up_op = max(n.replica.commit_min for n in self.nodes if n)
             try:
                 for source, target, frame in list(self.network.due(self.now)):
                     self._deliver(source, target, frame)
@@ -347,6 +366,12 @@ class Cluster:
                        op.invoke_tick >= self.heal_tick for op in self.history):
                 self._fail(f"liveness: client {client.index} completed nothing after faults "
                            f"healed at tick {self.heal_tick}")
+                break
+        for index, node in enumerate(self.nodes):
+            if node is not None and node.replica.commit_min < self.catch_up_op:
+                self._fail(f"liveness: replica {index} applied only up to op "
+                           f"{node.replica.commit_min}, behind op {self.catch_up_op} that "
+                           f"another had applied at tick {self.catch_up_tick}")
                 break
         # No acknowledged write lost: the most advanced replica executed every acked request
         # whose op it has reached.

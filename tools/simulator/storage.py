@@ -18,7 +18,12 @@ from net.wire import HEADER_SIZE
 
 
 class Storage:
-    def __init__(self) -> None:
+    def __init__(self, config=None) -> None:
+        # The journal's bound (core/vsr/messages.py VsrConfig): an append past it is a bug of
+        # the core, which the real journal would refuse.
+        self.ops_ahead_max = config.journal_ops_ahead_max if config else 0
+        self.slots = config.journal_slots if config else 0
+        self.retention = config.journal_retention_ops if config else 0
         self.view = 0
         self.log_view = 0
         self.view_op = 0
@@ -28,13 +33,25 @@ class Storage:
         self.checkpoint_header = b""
         self.durable: dict[int, bytes | None] = {}
         self.pending: list[tuple[int, int, bytes]] = []  # (seq, op, frame)
+        self.op_max = 0  # the highest op held, durable or pending
 
     def persist_view(self, view: int, log_view: int, op: int, headers: list[bytes]) -> None:
         self.view, self.log_view, self.view_op = view, log_view, op
         self.view_headers = list(headers)
 
-    def append(self, seq: int, op: int, frame: bytes) -> None:
+    def append(self, seq: int, op: int, frame: bytes) -> str | None:
+        """Queue an append; a reason when the journal's bound refuses it."""
+        if self.ops_ahead_max:
+            held = max(self.checkpoint_op, self.op_max)
+            if op > held + self.ops_ahead_max:
+                return f"append of op {op} more than {self.ops_ahead_max} above op {held}"
+        if self.slots:
+            released = max(0, self.checkpoint_op - self.retention)
+            if op > released + self.slots:
+                return f"append of op {op} past the ring's {self.slots} slots above {released}"
         self.pending.append((seq, op, frame))
+        self.op_max = max(self.op_max, op)
+        return None
 
     def sync(self) -> int | None:
         """Make every pending append durable; the highest seq synced, if any."""
@@ -50,6 +67,7 @@ class Storage:
         for stale in [o for o in self.durable if o > op]:
             del self.durable[stale]
         self.pending = [p for p in self.pending if p[1] <= op]
+        self.op_max = min(self.op_max, op)
 
     def checkpoint(self, op: int, sections: dict, header: bytes) -> None:
         self.checkpoint_op = op
@@ -76,6 +94,7 @@ class Storage:
             if op <= top:
                 self.durable[op] = None  # a torn rewrite in the middle: corrupt, to repair
         self.pending.clear()
+        self.op_max = max(self.durable, default=0)
 
     def recover(self) -> Recovered:
         journal = {op: frame for op, frame in self.durable.items() if op > self.checkpoint_op}
