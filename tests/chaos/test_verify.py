@@ -37,3 +37,29 @@ def test_replicas_replay_to_equal_digests_and_a_missing_acked_write_is_reported(
                                         acked("delete_stream", "s3", 33)])
     assert len(lost.problems) == 2
     assert "s2/never" in lost.problems[0] and "s3" in lost.problems[1]
+
+
+def test_a_replica_left_behind_is_not_taken_for_lost_writes(tmp_path):
+    # Seen in CI: a stuck replica's short journal set the common op, and the writes after it
+    # were reported as acknowledged-but-lost. They are looked up on the replica furthest ahead.
+    cluster = Cluster(str(tmp_path / "cluster"))
+    for index in range(3):
+        cluster.start(index)
+    try:
+        client = cluster.client(timeout_s=1.0, deadline_s=30.0)
+        for i in range(5):
+            client.create_stream(f"early{i}")
+        cluster.kill(2)
+        for i in range(20):
+            client.create_stream(f"late{i}")
+        client.close()
+    finally:
+        cluster.stop()
+    data_dirs = [os.path.join(cluster.directory, f"replica-{i}") for i in range(3)]
+    history = [acked("create_stream", f"early{i}", i) for i in range(5)]
+    history += [acked("create_stream", f"late{i}", 5 + i) for i in range(20)]
+    result = verify(data_dirs, history)
+    assert result.problems == [] and result.acked_checked == 25
+    assert result.acked_op >= result.op + 20 and len(set(result.digests)) == 1
+    lost = verify(data_dirs, history + [acked("create_stream", "never", 25)])
+    assert len(lost.problems) == 1 and "never" in lost.problems[0]

@@ -391,6 +391,7 @@ class Run:
             "verified_op": verification.op, "digests_compared": len(verification.digests),
             "digests_equal": len(set(verification.digests)) == 1,
             "acked_writes_checked": verification.acked_checked,
+            "acked_writes_checked_at_op": verification.acked_op,
         }
 
 

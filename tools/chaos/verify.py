@@ -6,7 +6,8 @@ converged; its state at op X is its newest checkpoint plus its journal's prepare
 applied exactly as the owner applies them (core/vsr/apply.py). X is the highest op every
 journal holds; the prepare at X must be the same on every replica (the journals are hash
 chained, so equal checksums at X mean equal logs up to X), and so must the digests of the
-states. The acknowledged writes (from the history) are then looked up in replica 0's state.
+states. The acknowledged writes (from the history) are then looked up in the state of the
+replica whose journal reaches furthest, replayed to its top.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class Verification:
     problems: list[str] = field(default_factory=list)  # safety: never expected
     behind: list[str] = field(default_factory=list)  # replicas that could not be replayed
     acked_checked: int = 0
+    acked_op: int = 0  # the op of the state the acknowledged writes were looked up in
 
     @property
     def ok(self) -> bool:
@@ -51,12 +53,13 @@ def verify(data_dirs: list[str], history_ops: list) -> Verification:
             journals.append((data_dir, state, journal, recovery))
         op = min(recovery.op_max for _, _, _, recovery in journals)
         result.op = op
-        states = []
-        for data_dir, state, journal, _ in journals:
+        replayed: dict[int, tuple] = {}  # replica index -> (state machine, op it is at)
+        for index, (data_dir, state, journal, _) in enumerate(journals):
             mux, checkpoint_op = load_state_machine(data_dir, state.cluster, state.replica)
             if checkpoint_op > op:
-                result.problems.append(f"{data_dir}: checkpoint op {checkpoint_op} is past the "
-                                       f"common journal op {op}; cannot compare there")
+                # Another replica's journal ends below this checkpoint: that one is behind.
+                result.behind.append(f"{data_dir}: checkpoint op {checkpoint_op} is past the "
+                                     f"common journal op {op}; cannot compare there")
                 continue
             hole = _replay(mux, journal, checkpoint_op, op)
             if hole is not None:
@@ -68,7 +71,8 @@ def verify(data_dirs: list[str], history_ops: list) -> Verification:
             identity = verify_header(bytes(top[:HEADER_SIZE])) if top else None
             result.prepare_checksums.append(identity.checksum if identity else 0)
             result.digests.append(mux.digest().hex())
-            states.append(mux)
+            replayed[index] = (mux, op)
+        _check_acknowledged(journals, replayed, history_ops, result)
     finally:
         for _, _, journal, _ in journals:
             journal.close()
@@ -76,12 +80,29 @@ def verify(data_dirs: list[str], history_ops: list) -> Verification:
         result.problems.append(f"the prepares at op {op} differ: {result.prepare_checksums}")
     if len(set(result.digests)) > 1:
         result.problems.append(f"state digests at op {op} differ: {result.digests}")
-    if len(states) < 2:
-        result.problems.append(f"only {len(states)} replica(s) can be replayed to op {op}: "
-                               "nothing to compare")
-    if states:
-        _acknowledged(states[0], history_ops, result)
+    if len(result.digests) < 2:
+        result.problems.append(f"only {len(result.digests)} replica(s) can be replayed to op "
+                               f"{op}: nothing to compare")
     return result
+
+
+def _check_acknowledged(journals, replayed, history_ops, result: Verification) -> None:
+    """Look the acknowledged writes up in the most advanced replica, replayed to the top of
+    its journal: a replica left behind (a liveness problem, reported apart) would otherwise
+    pass for a lost write."""
+    lead = max(range(len(journals)), key=lambda index: journals[index][3].op_max)
+    data_dir, state, journal, recovery = journals[lead]
+    if lead in replayed:
+        mux, at = replayed[lead]
+    else:
+        mux, at = load_state_machine(data_dir, state.cluster, state.replica)
+    hole = _replay(mux, journal, at, recovery.op_max)
+    if hole is not None:
+        result.behind.append(f"{data_dir}: op {hole} is not in its journal, which holds up to "
+                             f"op {recovery.op_max}: acknowledged writes not checked there")
+        return
+    result.acked_op = recovery.op_max
+    _acknowledged(mux, history_ops, result)
 
 
 def _replay(mux, journal, checkpoint_op: int, op: int) -> int | None:
