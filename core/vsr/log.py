@@ -82,6 +82,14 @@ class Log:
         self.faulty = {o for o in self.faulty if o <= op}
         self.head = max(op, self.floor)
 
+    def extends_verified_head(self, header) -> bool:
+        """True when `header` is the next op and names the head as its parent while the chain
+        is verified up to the head: storing it changes nothing below, so no walk is needed
+        (a backup far behind would otherwise walk its whole window for every prepare)."""
+        head = self.headers.get(self.head)
+        return header.op == self.head + 1 and head is not None and \
+            head.checksum == header.parent and self.verified_from <= self.head
+
     def walk_chain(self) -> list[int]:
         """Make every op below the head agree with its child's parent pointer.
 

@@ -503,6 +503,7 @@ class Replica:
         return min(bounds) if bounds else None
 
     def _store_repaired(self, h, frame: bytes) -> None:
+        extends = self.log.extends_verified_head(h)
         bound = self._journal_bound()
         if bound is not None and h.op > bound:
             # Too far ahead of what this replica applied for its journal: it is far behind.
@@ -510,11 +511,11 @@ class Replica:
             # the ops below, which this replica can apply); repair fetches the prepare once
             # applying has brought the bound past it, or state transfer does.
             self.log.set_header(h, frame)
+        else:
+            self.log.set_frame(h, frame)
+            self._append(h.op, frame)
+        if not extends:
             self.log.walk_chain()
-            return
-        self.log.set_frame(h, frame)
-        self._append(h.op, frame)
-        self.log.walk_chain()
 
     def _on_commit(self, h, body) -> None:
         if h.view > self.view:
