@@ -23,7 +23,7 @@ Interface (domains.mux.MuxStateMachine):
         users_wire.rewrite_create_user(sdk_body, password_hash) -> bytes
         users_wire.rewrite_change_password(sdk_body, new_password_hash) -> bytes
         users_wire.rewrite_create_token(sdk_body, token_hash) -> bytes
-        sessions_wire.encode_register(user_id, token_hash=None) -> bytes
+        sessions_wire.encode_register(user_id, token_hash=None, password_hash=None) -> bytes
       with users_wire.decode_create_user_request / decode_change_password_request /
       decode_create_token_request to read the secret out of the SDK body, and
       users_wire.encode_token_created(token) for the CreatePAT reply payload (apply returns an

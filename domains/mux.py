@@ -190,11 +190,14 @@ class MuxStateMachine:
                 return existing.status, existing.reply
             return REQUEST_ALREADY_APPLIED, b""
         try:
-            user_id, token_hash = sessions_wire.decode_register(body)
+            user_id, token_hash, password_hash = sessions_wire.decode_register(body)
         except DomainError as error:
             return error.code, b""
         user = self.users.users.get(user_id)
         if user is None or user.status != STATUS_ACTIVE:
+            return INVALID_CREDENTIALS, b""
+        if password_hash is not None and password_hash != user.password_hash:
+            # Verified against an older password (a backup's state lagged a change).
             return INVALID_CREDENTIALS, b""
         if token_hash is not None:
             owner = self.users.token_owners.get(token_hash[:uw.TOKEN_LOCATOR_SIZE])

@@ -194,7 +194,7 @@ class Gateway:
                 state.step = None
                 # Same answer for unknown, inactive and wrong: no account enumeration.
                 return self._login_failed(conn, state, header, EvictionReason.INVALID_CREDENTIALS)
-            state.step = ("login_verify", header, user)
+            state.step = ("login_verify", header, (user, blob))
             return [Job(conn, auth.verify_secret, (blob, data))]
         if name == "token_lookup":
             if not (found and active):
@@ -222,7 +222,9 @@ class Gateway:
         if name == "login_verify":
             if not result:
                 return self._login_failed(conn, state, header, EvictionReason.INVALID_CREDENTIALS)
-            return self._forward(conn, state, header, sessions_wire.encode_register(data))
+            user, password_hash = data
+            return self._forward(conn, state, header,
+                                 sessions_wire.encode_register(user, password_hash=password_hash))
         if name == "token_verify":
             user, token_record = data
             if not result:

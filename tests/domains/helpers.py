@@ -43,7 +43,7 @@ def login_register_body(mux: MuxStateMachine, username: str, password: str) -> b
     creds = mux.user_credentials(username)
     if creds is None or creds[2] != password_hash(password):
         raise DomainError(INVALID_CREDENTIALS)
-    return sessions_wire.encode_register(creds[0])
+    return sessions_wire.encode_register(creds[0], password_hash=creds[2])
 
 
 class Driver:

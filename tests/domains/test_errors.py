@@ -244,6 +244,25 @@ def test_register_errors(world):
                                             sessions_wire.encode_register(0, b"bobtok")))
 
 
+def test_a_login_verified_against_a_changed_password_is_refused(world):
+    # A gateway verifies against its replica's state, which may lag a ChangePassword: the
+    # Register names the hash it verified against and apply refuses a stale one.
+    mux = world.mux
+    old = mux.user_credentials(2)[2]
+    world.op += 1
+    assert mux.apply(world.op, 1, b"p" * 16, 0, 0, 2, 1,
+                     sessions_wire.encode_register(2, password_hash=old))[0] == 0
+    ok(world.write(ROOT_CLIENT, 144, uw.encode_change_password(2, password_hash("new-pw"))))
+    world.op += 1
+    expect(E.INVALID_CREDENTIALS, mux.apply(world.op, 1, b"q" * 16, 0, 0, 2, 1,
+                                            sessions_wire.encode_register(2, password_hash=old)))
+    world.op += 1
+    assert mux.apply(world.op, 1, b"r" * 16, 0, 0, 2, 1, sessions_wire.encode_register(
+        2, password_hash=password_hash("new-pw")))[0] == 0
+    # An unknown credential kind is a malformed body.
+    admit_error(E.INVALID_FORMAT, 1, U32.pack(2) + b"\x07")
+
+
 def test_register_retry_is_answered_from_the_table(world):
     mux = world.mux
     first = world.login(b"c" * 16, 1)

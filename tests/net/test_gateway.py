@@ -77,7 +77,10 @@ def test_password_login_goes_through_lookup_verify_then_the_log():
     conn, _user, frame = records.read_client_request(memoryview(action.record))
     header, body = wire.decode_client_frame(frame, 1 << 16)
     assert conn == 1 and header.operation == Operation.REGISTER
-    assert sessions_wire.decode_register(bytes(body)) == (7, None)
+    user, token_hash, password_hash = sessions_wire.decode_register(bytes(body))
+    # The stored hash it verified against goes to the log, so apply can refuse it if the
+    # password changed meanwhile; the password itself never does.
+    assert (user, token_hash) == (7, None) and password_hash.startswith(b"scrypt1")
     assert b"alice-password" not in action.record
 
 
@@ -111,7 +114,7 @@ def test_token_login_looks_up_the_locator_and_verifies_the_secret():
     [job] = gateway.on_credentials(1, True, 3, True, record)
     [forward] = gateway.job_done(1, job.fn(*job.args))
     _, _, frame = records.read_client_request(memoryview(forward.record))
-    assert sessions_wire.decode_register(bytes(frame[wire.HEADER_SIZE:])) == (3, record)
+    assert sessions_wire.decode_register(bytes(frame[wire.HEADER_SIZE:])) == (3, record, None)
     assert secret.encode() not in forward.record
 
 
