@@ -36,6 +36,7 @@ import multiprocess
 from core import log
 from core.check import check
 from core.roles import metrics
+from core.roles.gc_policy import GcPolicy
 from core.roles.metrics_server import MetricsServer
 from core.roles.sdnotify import Notifier, watchdog_interval_s
 from shm import naming
@@ -116,12 +117,15 @@ class RoleHandle:
         self._heartbeat = self.counters.slot(context.role, "heartbeat")
         self._stop = self.counters.slot(context.role, "stop")
         self._ready = self.counters.slot(context.role, "ready")
+        self.gc = GcPolicy()
 
     def ready(self) -> None:
+        self.gc.freeze()  # what the role loaded (the owner's catalogue) is long-lived
         self.counters.set_at(self._ready, 1)
 
     def beat(self) -> None:
         self.counters.set_at(self._heartbeat, self.counters.get_at(self._heartbeat) + 1)
+        self.gc.tick()
 
     def stop_requested(self) -> bool:
         return self.counters.get_at(self._stop) != 0
