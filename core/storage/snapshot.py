@@ -41,6 +41,8 @@ from core.storage.errors import SnapshotError
 from core.storage.files import fsync_dir, read_exact_at, write_all_at
 
 SNAPSHOT_COPIES = 3
+# How much of a checkpoint copy may be dirty at once (_write_paced).
+PACED_WRITE_BYTES = 1 << 20
 MAGIC = b"MVSRSNAP"
 FORMAT_VERSION = 1
 SECTIONS_MAX = 32
@@ -234,7 +236,7 @@ class SnapshotStore:
             try:
                 write_all_at(fd, header_bytes, 0)
                 for entry, (_, _, data, _) in zip(header.sections, resolved):
-                    write_all_at(fd, data, entry.offset)
+                    _write_paced(fd, data, entry.offset)
                 os.ftruncate(fd, header.total_size)
                 os.fsync(fd)
             finally:
@@ -306,3 +308,17 @@ class SnapshotStore:
         os.unlink(part)
         fsync_dir(self.directory)
         return written
+
+
+def _write_paced(fd: int, data: bytes, offset: int) -> None:
+    """Write in slices of PACED_WRITE_BYTES, each made durable before the next, so a
+    checkpoint copy never queues tens of MB of writeback in front of the journal's fdatasync
+    (same disk). Measured here with a 4 KiB append+fdatasync loop beside three 14 MB copies:
+    the loop's worst fdatasync 7.4-8.2 ms with whole copies, 2.6-5.2 ms paced. The copy is
+    complete only at the final fsync, as before."""
+    view = memoryview(data)
+    for start in range(0, len(view), PACED_WRITE_BYTES):
+        piece = view[start:start + PACED_WRITE_BYTES]
+        write_all_at(fd, piece, offset + start)
+        if len(piece) == PACED_WRITE_BYTES:
+            os.fdatasync(fd)
