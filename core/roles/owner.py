@@ -206,10 +206,11 @@ def _cut_sections(mux: MuxStateMachine, changed: tuple[str, ...], path: str) -> 
     try:
         die_with_parent()
         # Encoding takes CPU-seconds on a large catalogue (1.6 s for 14 MB), at the same moment
-        # on every replica (they checkpoint at the same op): at the lowest priority it uses
-        # what the hot path leaves rather than taking turns with it. The collector stays off:
-        # the child exits soon, and a collection would write to every object it visits,
-        # copying the parent's pages.
+        # on every replica (they checkpoint at the same op): at the lowest priority within its
+        # replica it yields to the roles. (Across replicas started in their own sessions,
+        # autogroup scheduling shares CPU per session first; see docs/BENCHMARKS.md.) The
+        # collector stays off: the child exits soon, and a collection would write to every
+        # object it visits, copying the parent's pages.
         gc.disable()
         os.nice(CHECKPOINT_CHILD_NICE)
         blob = encode_sections(mux.encode_sections(changed))
