@@ -14,20 +14,28 @@ def acked(kind: str, names: str, line: int) -> Op:
     return Op(kind, names.split("/")[0], names, 0, 1, "ok", None, 0, 0, line)
 
 
-def test_replicas_replay_to_equal_digests_and_a_missing_acked_write_is_reported(tmp_path):
-    cluster = Cluster(str(tmp_path / "cluster"))
+def run_cluster(directory: str, work) -> list[str]:
+    """Start a real 3-replica cluster, run work(cluster, client), stop it; its data dirs."""
+    cluster = Cluster(directory)
     for index in range(3):
         cluster.start(index)
     try:
         client = cluster.client(timeout_s=1.0, deadline_s=30.0)
+        work(cluster, client)
+        client.close()
+    finally:
+        cluster.stop()
+    return [os.path.join(cluster.directory, f"replica-{i}") for i in range(3)]
+
+
+def test_replicas_replay_to_equal_digests_and_a_missing_acked_write_is_reported(tmp_path):
+    def work(cluster, client):
         for i in range(30):
             client.create_stream(f"s{i}")
         client.create_topic("s0", "t", 1)
         client.delete_stream("s1")
-        client.close()
-    finally:
-        cluster.stop()
-    data_dirs = [os.path.join(cluster.directory, f"replica-{i}") for i in range(3)]
+
+    data_dirs = run_cluster(str(tmp_path / "cluster"), work)
     history = [acked("create_stream", f"s{i}", i) for i in range(30)]
     history += [acked("create_topic", "s0/t", 30), acked("delete_stream", "s1", 31)]
     result = verify(data_dirs, history)
@@ -42,20 +50,14 @@ def test_replicas_replay_to_equal_digests_and_a_missing_acked_write_is_reported(
 def test_a_replica_left_behind_is_not_taken_for_lost_writes(tmp_path):
     # Seen in CI: a stuck replica's short journal set the common op, and the writes after it
     # were reported as acknowledged-but-lost. They are looked up on the replica furthest ahead.
-    cluster = Cluster(str(tmp_path / "cluster"))
-    for index in range(3):
-        cluster.start(index)
-    try:
-        client = cluster.client(timeout_s=1.0, deadline_s=30.0)
+    def work(cluster, client):
         for i in range(5):
             client.create_stream(f"early{i}")
         cluster.kill(2)
         for i in range(20):
             client.create_stream(f"late{i}")
-        client.close()
-    finally:
-        cluster.stop()
-    data_dirs = [os.path.join(cluster.directory, f"replica-{i}") for i in range(3)]
+
+    data_dirs = run_cluster(str(tmp_path / "cluster"), work)
     history = [acked("create_stream", f"early{i}", i) for i in range(5)]
     history += [acked("create_stream", f"late{i}", 5 + i) for i in range(20)]
     result = verify(data_dirs, history)
