@@ -107,6 +107,11 @@ def render(cpus: list[int], replicas: int) -> str:
         lines.append("# Too few CPUs for each replica and the load generator to have their own: "
                      "they share" + (", each replica rotated by one core." if replicas > 1 else "."))
         lines.append("# Measure throughput with the load generator on another host.")
+        lines.append("# Here pinning only keeps the scheduler from moving work to an idle core "
+                     "(2 CPUs, 3 replicas")
+        lines.append("# + loadgen: unpinned 957 ops/s, pinned 588): leave [cpu] out of the "
+                     "configs on such a host;")
+        lines.append("# the tables below are what to use once each replica has cores of its own.")
     # One loadgen process per CPU: each is a single Python thread.
     lines.append(f"# Load generator: taskset -c {','.join(map(str, loadgen))} "
                  f"metavsr loadgen --processes {len(loadgen)} ...")

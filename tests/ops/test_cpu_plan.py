@@ -51,6 +51,12 @@ def test_printed_tables_parse_and_pass_config_validation(replicas):
         assert tomllib.loads(text) == document  # one replica: the whole output is the table
 
 
+def test_an_oversubscribed_host_is_told_to_leave_pinning_out():
+    from tools.cpu_plan import render
+    assert "leave [cpu] out" in render([0, 1], 3)
+    assert "leave [cpu] out" not in render(list(range(16)), 1)
+
+
 def test_bad_replica_count_is_refused():
     assert _cpu_plan("--replicas", "0")[0] == 2
     assert _cpu_plan("--replicas", "8")[0] == 2
