@@ -455,6 +455,8 @@ class Replica:
             # A repair answer (prepared in any view): its identity is one this replica's
             # chain demands, so it is canonical whatever view it carries.
             self._store_repaired(h, frame)
+            if h.view > self.view:
+                self._request_start_view(self.primary_of(h.view))
             return
         if h.view > self.view:
             # A newer view is running (its primary stamped this prepare): ask for it.
