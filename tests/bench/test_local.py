@@ -10,6 +10,7 @@ import time
 import pytest
 
 from tools.bench import BenchError, local
+from tools.ports import free_ports
 
 
 def live_members(group: int) -> list[int]:
@@ -57,7 +58,7 @@ def test_work_dir_is_removed_unless_a_bench_error_needs_its_logs(tmp_path):
 
 
 def test_free_ports_are_free_at_every_offset():
-    base = local.free_ports([0, 1, 50, 51])
+    base = free_ports([0, 1, 50, 51])
     for offset in (0, 1, 50, 51):
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", base + offset))

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,30 +22,15 @@ from net.iggy import Code
 from net.operations import MetadataClient
 from tools import cluster as cluster_tool
 from tools import cluster_files
+from tools.ports import free_ports
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 READY_TIMEOUT_S = 60.0
 
 
-def _ephemeral_low() -> int:
-    with open("/proc/sys/net/ipv4/ip_local_port_range") as source:
-        return int(source.read().split()[0])
-
-
 def _free_base_port() -> int:
-    # Below the ephemeral range: a peer's outgoing connection must never take a listen port.
-    rng = random.Random()
-    for _ in range(100):
-        base = rng.randrange(10_000, _ephemeral_low() - 200)
-        ports = [base + offset + i for offset in (0, 100, 200) for i in range(3)]
-        try:
-            for port in ports:
-                with socket.socket() as probe:
-                    probe.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return base
-    raise RuntimeError("no free ports")
+    """Client, peer (+100) and metrics (+200) ports of three replicas."""
+    return free_ports([offset + i for offset in (0, 100, 200) for i in range(3)])
 
 
 class Cluster:

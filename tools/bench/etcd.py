@@ -18,6 +18,7 @@ import time
 import orjson
 
 from tools.bench import local
+from tools.ports import free_ports
 
 INSTALL_HINT = ("install it with: apt-get update && apt-get install -y etcd-server "
                 "(the Debian package of etcd, which provides /usr/bin/etcd)")
@@ -63,7 +64,7 @@ class EtcdCluster:
         self.binary = binary
         self.directory = directory
         self.members = members
-        base = local.free_ports([*range(members), *range(PEER_OFFSET, PEER_OFFSET + members)])
+        base = free_ports([*range(members), *range(PEER_OFFSET, PEER_OFFSET + members)])
         self.clients = [("127.0.0.1", base + i) for i in range(members)]
         self.peers = [("127.0.0.1", base + PEER_OFFSET + i) for i in range(members)]
         self.processes: list[subprocess.Popen] = []

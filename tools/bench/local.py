@@ -1,8 +1,8 @@
-"""Processes a benchmark starts on this machine: free loopback ports and stopping for sure.
+"""Processes a benchmark starts on this machine: a work dir and stopping for sure.
 
-Exists so every benchmark that starts servers (bench cluster, bench scale, the etcd members)
-picks ports the same way and stops what it started the same way: each server runs in its own
-session (so its process group holds it and everything it forked), and stopping sends SIGTERM,
+Exists so every benchmark that starts servers (bench cluster, bench scale, the etcd members;
+their ports come from tools/ports.py) stops what it started the same way: each server runs in
+its own session (so its process group holds it and everything it forked), and stopping sends SIGTERM,
 waits within a bound, then SIGKILLs the whole group, so nothing outlives the benchmark even if
 a server hangs or the benchmark is interrupted.
 """
@@ -11,18 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import random
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 
 from tools.bench import BenchError
-
-PORT_LOW = 10_000
-PORT_TRIES = 200
 
 
 @contextlib.contextmanager
@@ -39,29 +34,6 @@ def work_dir(prefix: str, parent: str | None):
         shutil.rmtree(path, ignore_errors=True)
         raise
     shutil.rmtree(path, ignore_errors=True)
-
-
-def _ephemeral_low() -> int:
-    with open("/proc/sys/net/ipv4/ip_local_port_range") as source:
-        return int(source.read().split()[0])
-
-
-def free_ports(offsets: list[int]) -> int:
-    """A base port B such that B + each offset is free on 127.0.0.1, all below the ephemeral
-    range (an outgoing connection must never take a listen port)."""
-    rng = random.Random()
-    high = _ephemeral_low() - max(offsets) - 1
-    assert high > PORT_LOW, "the ephemeral port range leaves no room for listen ports"
-    for _ in range(PORT_TRIES):
-        base = rng.randrange(PORT_LOW, high)
-        try:
-            for offset in offsets:
-                with socket.socket() as probe:
-                    probe.bind(("127.0.0.1", base + offset))
-        except OSError:
-            continue
-        return base
-    raise RuntimeError(f"no free ports for offsets {offsets} after {PORT_TRIES} tries")
 
 
 def stop_all(processes: list[subprocess.Popen], timeout_s: float) -> None:

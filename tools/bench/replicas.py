@@ -25,6 +25,7 @@ from net.operations import MetadataClient
 from tools import cluster as cluster_tool
 from tools import cluster_files
 from tools.bench import BenchError, local
+from tools.ports import free_ports
 
 STOP_TIMEOUT_S = 20.0
 ROLES = ("net", "replication", "journal", "owner", "snapshot")
@@ -50,7 +51,7 @@ class MetavsrCluster:
         offsets = []
         for offset in (0, cluster_tool.PEER_PORT_OFFSET, cluster_tool.METRICS_PORT_OFFSET):
             offsets += range(offset, offset + self.replicas)
-        args = argparse.Namespace(replicas=self.replicas, base_port=local.free_ports(offsets),
+        args = argparse.Namespace(replicas=self.replicas, base_port=free_ports(offsets),
                                   journal=self.journal)
         self.configs = cluster_tool._create_or_resume(self.directory, args)
         self.addresses = cluster_files.cluster_addresses(self.directory)

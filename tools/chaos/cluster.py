@@ -14,10 +14,8 @@ from __future__ import annotations
 import argparse
 import errno
 import os
-import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,30 +26,13 @@ from tools import cluster as cluster_tool
 from tools import cluster_files
 from tools.chaos import netns
 from tools.chaos.proxy import Proxy
+from tools.ports import free_ports
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 REPLICAS = 3
 STOP_TIMEOUT_S = 20.0
 FILL_CHUNK_BYTES = 1 << 20
 ROLE_PIDS_TIMEOUT_S = 10.0
-
-
-def _free_base_port() -> int:
-    """Client ports P..P+2 free in the root namespace, below the ephemeral range (the peer
-    ports only ever exist inside the namespaces)."""
-    with open("/proc/sys/net/ipv4/ip_local_port_range") as source:
-        low = int(source.read().split()[0])
-    rng = random.Random()
-    for _ in range(100):
-        base = rng.randrange(10_000, low - 200)
-        try:
-            for port in range(base, base + REPLICAS):
-                with socket.socket() as probe:
-                    probe.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return base
-    raise RuntimeError("no free ports")
 
 
 class ChaosCluster:
@@ -89,7 +70,7 @@ class ChaosCluster:
                 raise RuntimeError(f"mount tmpfs on {data_dir}: {out.stderr.strip()} "
                                    "(disk-full needs root; leave it out of --faults)")
             self.mounted = data_dir
-        args = argparse.Namespace(replicas=REPLICAS, base_port=_free_base_port(),
+        args = argparse.Namespace(replicas=REPLICAS, base_port=free_ports(list(range(REPLICAS))),
                                   journal="segmented")
         self.configs = cluster_tool._create_or_resume(self.directory, args)
         if checkpoint_interval is not None:
