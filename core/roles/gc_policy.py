@@ -2,7 +2,7 @@
 
 Every full (generation 2) collection traverses every tracked object the process holds: the
 imported modules, the owner's catalogue, the core's log window. On a 3-replica cluster at an
-open-loop 1,000 writes/s they took 50-150 ms in the journal, owner and replication roles: the
+open-loop 1,000 writes/s they took 50-220 ms in the journal, owner and replication roles: the
 whole p99.9. A freeze moves the objects alive now into the permanent generation, which
 collections skip; reference counting still frees them when they die, so the only cost is that
 a reference cycle that was already garbage at the moment of a freeze is never reclaimed. Each
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import gc
 import time
-from typing import Callable
+from collections.abc import Callable
 
 # Objects that survive this long join the frozen set; full collections only ever see what was
 # allocated since the last freeze.

@@ -95,7 +95,8 @@ class Cluster:
         if bound == "segmented":
             settings.setdefault("journal_ops_ahead_max", SEGMENTED_OPS_AHEAD)
         elif bound == "ring":
-            # The smallest ring the geometry allows (core/storage/journal_writer.py).
+            # A ring barely larger than the geometry requires (interval + 3 x pipeline,
+            # core/storage/journal_writer.py), since retention here exceeds one pipeline.
             settings.setdefault("journal_slots", settings["checkpoint_interval"] +
                                 settings["journal_retention_ops"] + 2 * settings["pipeline_max"])
         self.config = VsrConfig(replica_count=replica_count, **settings)

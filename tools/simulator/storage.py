@@ -13,17 +13,18 @@ from __future__ import annotations
 
 import random
 
+from core.vsr.messages import VsrConfig
 from core.vsr.replica import Recovered
 from net.wire import HEADER_SIZE
 
 
 class Storage:
-    def __init__(self, config=None) -> None:
+    def __init__(self, config: VsrConfig) -> None:
         # The journal's bound (core/vsr/messages.py VsrConfig): an append past it is a bug of
         # the core, which the real journal would refuse.
-        self.ops_ahead_max = config.journal_ops_ahead_max if config else 0
-        self.slots = config.journal_slots if config else 0
-        self.retention = config.journal_retention_ops if config else 0
+        self.ops_ahead_max = config.journal_ops_ahead_max
+        self.slots = config.journal_slots
+        self.retention = config.journal_retention_ops
         self.view = 0
         self.log_view = 0
         self.view_op = 0
